@@ -1,3 +1,15 @@
-"""Run time: mxbai-rerank v1 and v2 on ONNX Runtime, no torch (onnxruntime, tokenizers, numpy)."""
+"""Run time: mxbai-rerank v1 and v2 on ONNX Runtime, no torch (onnxruntime, tokenizers, numpy).
+
+    from mxbai_integrations import MxbaiReranker
+    reranker = MxbaiReranker("path/to/artifact")
+    reranker.rank("query", ["doc one", "doc two"], top_k=1)
+"""
 
 from __future__ import annotations
+
+from mxbai_integrations.artifact import ArtifactError
+from mxbai_integrations.providers import ProviderError
+from mxbai_integrations.reranker import MxbaiReranker, RankResult
+
+__version__ = "0.1.0"
+__all__ = ["ArtifactError", "MxbaiReranker", "ProviderError", "RankResult", "__version__"]

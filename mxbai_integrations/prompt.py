@@ -44,7 +44,7 @@ def cap_texts(tokenizer: Tokenizer, texts: Sequence[str], keep_tokens: int) -> l
         return out
     prefixes = [texts[i][:cap] for i in long_ix]
     encs = tokenizer.encode_batch(prefixes, add_special_tokens=False)
-    for i, prefix, enc in zip(long_ix, prefixes, encs):
+    for i, prefix, enc in zip(long_ix, prefixes, encs, strict=False):
         if len(enc.ids) >= keep_tokens + _CUT_MARGIN_TOKENS:
             out[i] = prefix
     return out

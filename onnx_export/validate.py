@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -107,10 +106,10 @@ class _Reference:
             return [list(x) for x in enc["input_ids"]]
         batch = self.model.prepare_inputs([case.query] * len(case.documents), case.documents,
                                           instruction=case.instruction)
-        return [ids[m.bool()].tolist() for ids, m in zip(batch["input_ids"], batch["attention_mask"])]
+        return [ids[m.bool()].tolist() for ids, m in zip(batch["input_ids"], batch["attention_mask"], strict=False)]
 
     def scores(self, case: Case, *, padded: bool) -> np.ndarray:
-        pairs = list(zip([case.query] * len(case.documents), case.documents))
+        pairs = list(zip([case.query] * len(case.documents), case.documents, strict=False))
         if self.family == "v1":
             bs = len(pairs) if padded else 1
             return np.asarray(self.model.predict(pairs, batch_size=bs, show_progress_bar=False), np.float64)

@@ -1,0 +1,114 @@
+"""Execution providers: what to ask onnxruntime for, with which options, and whether it attached.
+
+"auto" walks TensorRT -> CUDA -> CPU among the providers this onnxruntime build offers. An
+explicit list is honoured as given. After the session is made, the providers that actually
+attached are compared with the request, because onnxruntime silently falls back to the CPU when a
+GPU provider cannot load its libraries; that is an error unless the caller allowed fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TRT = "TensorrtExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+GPU_PROVIDERS = (TRT, CUDA)
+AUTO_ORDER = (TRT, CUDA, CPU)
+
+ProviderSpec = str | tuple[str, dict[str, Any]]
+
+
+class ProviderError(RuntimeError):
+    """A requested execution provider is not available or did not attach to the session."""
+
+
+def provider_name(spec: ProviderSpec) -> str:
+    return spec if isinstance(spec, str) else spec[0]
+
+
+def resolve_providers(
+    providers: str | Sequence[ProviderSpec], available: Sequence[str], *, artifact_dtype: str
+) -> list[ProviderSpec]:
+    """Turn the ``providers`` argument into the list to hand to onnxruntime.
+
+    Args:
+        providers: "auto", or a list of provider names / (name, options) tuples.
+        available: ``onnxruntime.get_available_providers()`` (passed in so tests can fake it).
+        artifact_dtype: int8 graphs are CPU graphs, so "auto" does not offer them to a GPU.
+    """
+    if isinstance(providers, str):
+        if providers != "auto":
+            raise ValueError(
+                f"providers must be 'auto' or a list of execution provider names, got {providers!r}; "
+                f"e.g. providers=[{providers!r}]"
+            )
+        order = (CPU,) if artifact_dtype == "int8" else AUTO_ORDER
+        chosen: list[ProviderSpec] = [p for p in order if p in available]
+        if CPU not in chosen:
+            chosen.append(CPU)
+        return chosen
+    if not isinstance(providers, Sequence) or not providers:
+        raise ValueError(f"providers must be 'auto' or a non-empty list, got {providers!r}")
+    missing = [provider_name(p) for p in providers if provider_name(p) not in available]
+    if missing:
+        raise ProviderError(
+            f"providers: {missing} not offered by this onnxruntime build (available: {list(available)}). "
+            "For CUDA/TensorRT install the `gpu` extra (onnxruntime-gpu, replacing onnxruntime)."
+        )
+    return list(providers)
+
+
+def with_default_options(
+    providers: Sequence[ProviderSpec], *, cache_dir: Path, artifact_key: str, batch_size: int, max_length: int
+) -> list[ProviderSpec]:
+    """Fill in TensorRT options the caller did not set: fp16, engine/timing caches, shape profiles."""
+    out: list[ProviderSpec] = []
+    for spec in providers:
+        name = provider_name(spec)
+        user = {} if isinstance(spec, str) else dict(spec[1])
+        if name == TRT:
+            engine_dir = cache_dir / "trt" / artifact_key
+            opt_len = min(512, max_length)
+            defaults = {
+                "trt_fp16_enable": True,
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(engine_dir),
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": str(engine_dir),
+                "trt_profile_min_shapes": "input_ids:1x1,attention_mask:1x1",
+                "trt_profile_opt_shapes": f"input_ids:{batch_size}x{opt_len},attention_mask:{batch_size}x{opt_len}",
+                "trt_profile_max_shapes": (
+                    f"input_ids:{batch_size}x{max_length},attention_mask:{batch_size}x{max_length}"
+                ),
+            }
+            engine_dir.mkdir(parents=True, exist_ok=True)
+            out.append((name, {**defaults, **user}))
+        elif user:
+            out.append((name, user))
+        else:
+            out.append(name)
+    return out
+
+
+def check_attached(requested: Sequence[ProviderSpec], attached: Sequence[str], *, allow_fallback: bool,
+                   auto: bool) -> None:
+    """Raise (or warn, when fallback is allowed) if a requested GPU provider did not attach."""
+    lost = [provider_name(p) for p in requested if provider_name(p) in GPU_PROVIDERS
+            and provider_name(p) not in attached]
+    if not lost:
+        return
+    msg = (f"providers: {lost} were requested but did not attach (session runs on {list(attached)}); "
+           "check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs")
+    if auto or allow_fallback:
+        # "auto" means: the best that works here. Say what was lost, once.
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        logger.warning(msg)
+        return
+    raise ProviderError(msg + "; pass allow_fallback=True to run anyway")

@@ -1,0 +1,243 @@
+"""MxbaiReranker: the mxbai_rerank API (``rank``, ``score``) over an ONNX artifact, without torch."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+from tqdm.auto import tqdm
+
+from mxbai_integrations import providers as prov
+from mxbai_integrations.artifact import DTYPES, MODEL_NAME, TOKENIZER_NAME, Manifest, read_manifest, verify_files
+from mxbai_integrations.batching import pad_batch, plan_batches
+from mxbai_integrations.prompt import V1PairEncoder, V2PromptEncoder
+from mxbai_integrations.resolve import cache_root, resolve_artifact
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_MAX_BATCH_TOKENS = 16384
+_PROGRESS_MIN_BATCHES = 8
+
+
+@dataclass
+class RankResult:
+    """One ranked document, the same fields as ``mxbai_rerank.RankResult``."""
+
+    index: int
+    score: float
+    document: str | None = None
+
+
+def _check_positive_int(name: str, value: Any, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+
+
+def _check_query(query: Any) -> str:
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a str, got {type(query).__name__}")
+    if not query.strip():
+        raise ValueError("query must be a non-empty string")
+    return query
+
+
+def _check_documents(documents: Any) -> list[str]:
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        raise TypeError(f"documents must be a list of str, got {type(documents).__name__}")
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, str):
+            raise TypeError(f"documents[{i}] must be a str, got {type(doc).__name__}")
+    return list(documents)
+
+
+class MxbaiReranker:
+    """mxbai-rerank v1/v2 on ONNX Runtime: one session, safe to share between threads.
+
+    Args:
+        model: artifact directory, hub id or local checkpoint (exported into the cache on first use,
+            needs the ``export`` extra); None reads ``MXBAI_RERANK_MODEL``, else mxbai-rerank-base-v2.
+        providers: "auto" (TensorRT -> CUDA -> CPU among those available) or an explicit list.
+        dtype: which artifact to build/load for a hub id (default fp16 on GPU, fp32 on CPU); for an
+            artifact directory, the dtype it must have.
+        batch_size: rows per batch at most; ``max_batch_tokens`` caps rows x padded length.
+        max_length: token budget per pair (default: the manifest's; v1 512, v2 8192).
+        allow_fallback: warn instead of raising when a requested GPU provider does not attach.
+        cache_dir: artifacts exported on first use and TensorRT engines live here.
+        session_options: onnxruntime.SessionOptions to use as is.
+        intra_op_num_threads: CPU threads for onnxruntime (ignored with ``session_options``).
+        verify: check the artifact's sha256 checksums at load.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        providers: str | Sequence[prov.ProviderSpec] = "auto",
+        dtype: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_length: int | None = None,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        allow_fallback: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
+        session_options: ort.SessionOptions | None = None,
+        intra_op_num_threads: int | None = None,
+        verify: bool = True,
+    ) -> None:
+        _check_positive_int("batch_size", batch_size, allow_none=False)
+        _check_positive_int("max_length", max_length)
+        _check_positive_int("max_batch_tokens", max_batch_tokens, allow_none=False)
+        _check_positive_int("intra_op_num_threads", intra_op_num_threads)
+        if dtype is not None and dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES} or None, got {dtype!r}")
+        available = ort.get_available_providers()
+        wants_gpu = providers == "auto" and any(p in available for p in prov.GPU_PROVIDERS)
+        if not isinstance(providers, str):
+            wants_gpu = any(prov.provider_name(p) in prov.GPU_PROVIDERS for p in providers)
+        self.path: Path = resolve_artifact(model, dtype=dtype or ("fp16" if wants_gpu else "fp32"),
+                                           cache_dir=cache_dir)
+        self.manifest: Manifest = read_manifest(self.path)
+        if dtype is not None and self.manifest.dtype != dtype:
+            raise ValueError(f"dtype: asked for {dtype!r} but the artifact at {str(self.path)!r} is "
+                             f"{self.manifest.dtype!r}")
+        verify_files(self.path, self.manifest, checksums=verify)
+        if not self.manifest.valid:
+            warnings.warn(f"artifact {self.path} was not validated against the reference at export "
+                          "(exported with --no-validate, or validation failed)", UserWarning, stacklevel=2)
+        self.family = self.manifest.family
+        self.model_id = str(self.manifest.source.get("model_id") or self.path.name)
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.max_length = max_length or self.manifest.max_length
+
+        tokenizer = Tokenizer.from_file(str(self.path / TOKENIZER_NAME))
+        if self.family == "v1":
+            self._v1 = V1PairEncoder(tokenizer, self.max_length)
+        else:
+            assert self.manifest.prompt is not None
+            self._v2 = V2PromptEncoder(tokenizer, self.manifest.prompt, self.max_length)
+            self.max_length = self._v2.max_length
+
+        requested = prov.resolve_providers(providers, available, artifact_dtype=self.manifest.dtype)
+        requested = prov.with_default_options(
+            requested, cache_dir=cache_root(cache_dir), artifact_key=self.manifest.files[MODEL_NAME].sha256[:16],
+            batch_size=batch_size, max_length=self._graph_max_length())
+        if session_options is None:
+            session_options = ort.SessionOptions()
+            session_options.log_severity_level = 3
+            if intra_op_num_threads:
+                session_options.intra_op_num_threads = intra_op_num_threads
+        try:
+            self._session = ort.InferenceSession(str(self.path / MODEL_NAME), session_options, providers=requested)
+        except Exception as exc:  # onnxruntime raises its own exception types for corrupt graphs
+            raise RuntimeError(f"model: onnxruntime could not load {self.path / MODEL_NAME}: {exc}") from exc
+        self.providers: list[str] = self._session.get_providers()
+        prov.check_attached(requested, self.providers, allow_fallback=allow_fallback,
+                            auto=isinstance(providers, str))
+        self._io_binding = self.providers[0] == prov.CUDA
+        if self.manifest.dtype == "fp16" and self.providers[0] == prov.CPU:
+            warnings.warn("fp16 artifacts are built for CUDA/TensorRT; on the CPU use the fp32 or int8 artifact",
+                          UserWarning, stacklevel=2)
+        logger.info("loaded %s (%s %s) on %s", self.path, self.family, self.manifest.dtype, self.providers)
+
+    def _graph_max_length(self) -> int:
+        if self.family == "v2":
+            assert self.manifest.prompt is not None
+            return self._v2.max_length + self.manifest.prompt.predefined_length
+        return self.max_length
+
+    def __repr__(self) -> str:
+        return (f"MxbaiReranker(model={str(self.path)!r}, family={self.family!r}, dtype={self.manifest.dtype!r}, "
+                f"providers={self.providers!r})")
+
+    # -- encoding and running -------------------------------------------------------------------
+    def _encode(self, query: str, documents: list[str], instruction: str | None) -> list[list[int]]:
+        if self.family == "v1":
+            return self._v1.encode(query, documents)
+        return self._v2.encode(query, documents, instruction=instruction)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self._io_binding:
+            binding = self._session.io_binding()
+            binding.bind_cpu_input("input_ids", ids)
+            binding.bind_cpu_input("attention_mask", mask)
+            binding.bind_output("score", "cuda")
+            self._session.run_with_iobinding(binding)
+            return binding.copy_outputs_to_cpu()[0]
+        return self._session.run(["score"], {"input_ids": ids, "attention_mask": mask})[0]
+
+    def _raw_scores(self, rows: list[list[int]], batch_size: int, show_progress: bool) -> np.ndarray:
+        out = np.empty(len(rows), dtype=np.float64)
+        batches = plan_batches([len(r) for r in rows], batch_size=batch_size, max_batch_tokens=self.max_batch_tokens)
+        bar = show_progress and len(batches) >= _PROGRESS_MIN_BATCHES
+        for batch in tqdm(batches, desc="Ranking", unit="batch", disable=not bar):
+            ids, mask = pad_batch([rows[i] for i in batch], self.manifest.pad_token_id)
+            out[batch] = self._run(ids, mask).astype(np.float64)
+        return out
+
+    def _activate(self, raw: np.ndarray, normalize: bool) -> np.ndarray:
+        if self.manifest.score.activation == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-raw))
+        if normalize:
+            shift = self.manifest.score.normalize_shift or 0.0
+            return 1.0 / (1.0 + np.exp(-(raw - shift)))
+        return raw
+
+    # -- public API -----------------------------------------------------------------------------
+    def score(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        instruction: str | None = None,
+        normalize: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[float]:
+        """Scores in the caller's order: v1 sigmoid probabilities, v2 raw logits (sigmoid(x - shift) if normalize)."""
+        query = _check_query(query)
+        docs = _check_documents(documents)
+        _check_positive_int("batch_size", batch_size)
+        if instruction is not None:
+            if not isinstance(instruction, str):
+                raise TypeError(f"instruction must be a str or None, got {type(instruction).__name__}")
+            if self.family == "v1":
+                raise ValueError("instruction is only supported by v2 rerankers; this is a v1 (DeBERTa) model")
+        if not docs:
+            return []
+        rows = self._encode(query, docs, instruction)
+        raw = self._raw_scores(rows, batch_size or self.batch_size, show_progress)
+        return [float(x) for x in self._activate(raw, normalize)]
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_k: int | None = None,
+        return_documents: bool = True,
+        instruction: str | None = None,
+        normalize: bool = False,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> list[RankResult]:
+        """Documents sorted by descending score, ties by index (as mxbai_rerank), at most ``top_k``."""
+        _check_positive_int("top_k", top_k)
+        scores = np.asarray(self.score(query, documents, instruction=instruction, normalize=normalize,
+                                       batch_size=batch_size, show_progress=show_progress), dtype=np.float64)
+        if scores.size == 0:
+            return []
+        order = np.lexsort((np.arange(scores.size), -scores))[: top_k or scores.size]
+        docs = list(documents)
+        return [RankResult(index=int(i), score=float(scores[i]), document=docs[i] if return_documents else None)
+                for i in order]
