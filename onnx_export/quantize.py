@@ -6,6 +6,7 @@ float activations and stores 8-bit weights; DeBERTa takes dynamic int8 well.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mxbai_integrations.artifact import EXTERNAL_DATA_NAME
@@ -30,11 +31,19 @@ def quantize_int8(family: str, fp32_model: Path, out_model: Path) -> dict[str, o
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     block_size = 128
-    # accuracy_level None: activations stay float (weight-only); level 4 would quantize them too.
+    # accuracy_level 4 lets MLAS run the MatMul in int8 (activations quantized per block on the fly):
+    # on a cut base-v2 shape it ran 1.5x faster than fp32, while level 0 (dequantize to fp32) ran slower
+    # than fp32 with the same drift. The stored weights are 8-bit either way.
     quantizer = MatMulNBitsQuantizer(
-        onnx.load(str(fp32_model)), bits=8, block_size=block_size, is_symmetric=True, accuracy_level=None
+        onnx.load(str(fp32_model)), bits=8, block_size=block_size, is_symmetric=True, accuracy_level=4
     )
-    quantizer.process()
+    quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # it logs every node at INFO
+    try:
+        quantizer.process()
+    finally:
+        quiet.setLevel(level)
     model = quantizer.model.model
     large = sum(len(t.raw_data) for t in model.graph.initializer) > _TWO_GB
     onnx.save_model(
@@ -42,4 +51,4 @@ def quantize_int8(family: str, fp32_model: Path, out_model: Path) -> dict[str, o
         location=EXTERNAL_DATA_NAME, size_threshold=1024,
     )
     return {"method": "MatMulNBits", "bits": 8, "block_size": block_size, "symmetric": True,
-            "accuracy_level": None}
+            "accuracy_level": 4}

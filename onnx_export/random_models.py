@@ -191,4 +191,5 @@ def build_shape(name: str, out_dir: str | Path, *, layers: int | None = None, se
         shape["num_hidden_layers"] = layers
     if name.endswith("-v1"):
         return build_v1_checkpoint(out_dir, seed=seed, vocab_size=128100, **shape)
-    return build_v2_checkpoint(out_dir, seed=seed, **shape)
+    # Keep the score's spread near the real models' (a few units) whatever the width.
+    return build_v2_checkpoint(out_dir, seed=seed, head_std=(64 / shape["hidden_size"]) ** 0.5, **shape)
