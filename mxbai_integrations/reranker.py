@@ -44,7 +44,7 @@ def _check_positive_int(name: str, value: Any, *, allow_none: bool = True) -> No
         raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
 
 
-def _check_query(query: Any) -> str:
+def check_query(query: Any) -> str:
     if not isinstance(query, str):
         raise TypeError(f"query must be a str, got {type(query).__name__}")
     if not query.strip():
@@ -52,7 +52,7 @@ def _check_query(query: Any) -> str:
     return query
 
 
-def _check_documents(documents: Any) -> list[str]:
+def check_documents(documents: Any) -> list[str]:
     if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
         raise TypeError(f"documents must be a list of str, got {type(documents).__name__}")
     for i, doc in enumerate(documents):
@@ -205,8 +205,8 @@ class MxbaiReranker:
         show_progress: bool = False,
     ) -> list[float]:
         """Scores in the caller's order: v1 sigmoid probabilities, v2 raw logits (sigmoid(x - shift) if normalize)."""
-        query = _check_query(query)
-        docs = _check_documents(documents)
+        query = check_query(query)
+        docs = check_documents(documents)
         _check_positive_int("batch_size", batch_size)
         if instruction is not None:
             if not isinstance(instruction, str):
