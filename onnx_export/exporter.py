@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,15 @@ def _export_graph(family: str, source: str, work: Path, *, fp16: bool, opset: in
                                 use_past=False, use_past_in_inputs=False)
         # Optimum's tied-weight dedup breaks over 2 GB, and this head does not use the tied matrix.
         post_process = False
-    onnx_export_from_model(
-        model, work, opset=opset, task="text-classification", custom_onnx_configs={"model": cfg},
-        do_validation=True, no_post_process=not post_process,
-    )
+    with warnings.catch_warnings():
+        # Known and harmless for these graphs: shape checks traced as constants (no KV cache, so the
+        # padding branch is never taken) and advanced indexing over non-negative indices.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
+        onnx_export_from_model(
+            model, work, opset=opset, task="text-classification", custom_onnx_configs={"model": cfg},
+            do_validation=True, no_post_process=not post_process,
+        )
     del model
     return work / MODEL_NAME
 
