@@ -22,12 +22,11 @@ _CHARS_PER_TOKEN_CAP = 16
 _CUT_MARGIN_TOKENS = 64
 
 
-def _plain_tokenizer(tokenizer: Tokenizer) -> Tokenizer:
-    """A copy with no truncation or padding, so piece lengths are the untruncated ones."""
-    plain = Tokenizer.from_str(tokenizer.to_str())
-    plain.no_truncation()
-    plain.no_padding()
-    return plain
+def _plain(tokenizer: Tokenizer) -> Tokenizer:
+    """Switch off truncation and padding so piece lengths are the untruncated ones (in place)."""
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
 
 
 def cap_texts(tokenizer: Tokenizer, texts: Sequence[str], keep_tokens: int) -> list[str]:
@@ -54,9 +53,11 @@ class V1PairEncoder:
     """``[CLS] query [SEP] document [SEP]``, longest_first truncation to ``max_length``."""
 
     def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
+        """Takes ownership of ``tokenizer`` (its truncation settings are changed)."""
         self.max_length = max_length
-        self._plain = _plain_tokenizer(tokenizer)
-        self._tok = Tokenizer.from_str(tokenizer.to_str())
+        # Two configurations: untruncated for measuring pieces, longest_first for the pair.
+        self._plain = _plain(Tokenizer.from_str(tokenizer.to_str()))
+        self._tok = tokenizer
         self._tok.no_padding()
         self._tok.enable_truncation(max_length=max_length, strategy="longest_first")
 
@@ -70,8 +71,9 @@ class V2PromptEncoder:
     """The mxbai-rerank 0.1.6 v2 prompt, assembled from manifest token-id segments."""
 
     def __init__(self, tokenizer: Tokenizer, prompt: PromptSpec, max_length: int) -> None:
+        """Takes ownership of ``tokenizer`` (truncation and padding are switched off)."""
         self.prompt = prompt
-        self._tok = _plain_tokenizer(tokenizer)
+        self._tok = _plain(tokenizer)
         # Same clamp as the reference: the template must fit inside the model's positions.
         self.max_length = min(max_length, prompt.model_max_length - prompt.predefined_length)
         self.query_budget = self.max_length * prompt.query_budget_num // prompt.query_budget_den

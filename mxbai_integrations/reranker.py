@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mxbai_integrations import providers as prov
 from mxbai_integrations.artifact import DTYPES, MODEL_NAME, TOKENIZER_NAME, Manifest, read_manifest, verify_files

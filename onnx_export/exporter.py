@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mxbai_integrations.artifact import (
     DTYPES,
@@ -192,6 +192,8 @@ def export_model(
     if local.exists():
         if not local.is_dir():
             raise NotADirectoryError(f"source: {source!r} is a file, not a checkpoint directory")
+        if not (local / "config.json").is_file():
+            raise FileNotFoundError(f"source: {source!r} has no config.json; is it a Hugging Face checkpoint?")
         source = str(local.resolve())
 
     from transformers import AutoConfig

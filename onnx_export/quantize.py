@@ -8,10 +8,28 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from mxbai_integrations.artifact import EXTERNAL_DATA_NAME
 
 _TWO_GB = 2**31 - 1
+
+
+def _import_nbits_quantizer() -> Any:
+    """Import MatMulNBitsQuantizer without letting its module-level ``logging.basicConfig`` stick.
+
+    That call would switch the caller's whole process to INFO logging on first import.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    return MatMulNBitsQuantizer
 
 
 def quantize_int8(family: str, fp32_model: Path, out_model: Path) -> dict[str, object]:
@@ -28,7 +46,7 @@ def quantize_int8(family: str, fp32_model: Path, out_model: Path) -> dict[str, o
         return {"method": "onnxruntime.quantize_dynamic", "weight_type": "QInt8", "per_channel": True,
                 "op_types": ["MatMul"]}
 
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    MatMulNBitsQuantizer = _import_nbits_quantizer()
 
     block_size = 128
     # accuracy_level 4 lets MLAS run the MatMul in int8 (activations quantized per block on the fly):

@@ -20,7 +20,7 @@ from mxbai_integrations.prompt import V1PairEncoder, V2PromptEncoder
 TOL_UNPADDED = 1e-4
 TOL_PADDED = 1e-3
 # Reduced-precision artifacts are refused only when clearly broken; their drift is recorded.
-MIN_SPEARMAN_REDUCED = 0.9
+MIN_SPEARMAN_REDUCED = 0.95
 # Long cases exercise truncation; validating at a shorter length keeps export-time CPU cost low.
 VALIDATION_MAX_LENGTH = 256
 
@@ -151,6 +151,8 @@ def validate_artifact(artifact_dir: Path, manifest: Manifest, source: str, *, re
         return 1.0 / (1.0 + np.exp(-raw)) if manifest.score.activation == "sigmoid" else raw
 
     per_case, ids_equal = [], True
+    pooled_ours: list[np.ndarray] = []
+    pooled_ref: list[np.ndarray] = []
     max_unpadded = max_padded = 0.0
     spearmen, top1 = [], []
     for case in CASES:
@@ -169,15 +171,20 @@ def validate_artifact(artifact_dir: Path, manifest: Manifest, source: str, *, re
         same_top1 = int(np.argmax(ours_batch)) == int(np.argmax(ref_single))
         max_unpadded, max_padded = max(max_unpadded, d_unpadded), max(max_padded, d_padded)
         spearmen.append(rho)
+        pooled_ours.append(ours_batch)
+        pooled_ref.append(ref_single)
         top1.append(same_top1)
         per_case.append({"case": case.name, "pairs": len(case.documents), "token_ids_equal": same_ids,
                          "max_abs_diff_unpadded": d_unpadded, "max_abs_diff_padded": d_padded,
                          "spearman": rho, "top1_agrees": same_top1})
 
+    pooled_rho = _spearman(np.concatenate(pooled_ours), np.concatenate(pooled_ref))
     if manifest.dtype == "fp32":
         passed = ids_equal and max_unpadded <= TOL_UNPADDED and max_padded <= TOL_PADDED and all(top1)
     else:
-        passed = ids_equal and min(spearmen) >= MIN_SPEARMAN_REDUCED
+        # Pooled over every pair: a single swap of two near-equal scores in a 4-document case
+        # would otherwise decide the verdict.
+        passed = ids_equal and pooled_rho >= MIN_SPEARMAN_REDUCED
     return {
         "reference": ref.name,
         "reference_dtype": "fp32",
@@ -188,8 +195,9 @@ def validate_artifact(artifact_dir: Path, manifest: Manifest, source: str, *, re
         "max_abs_diff_unpadded": max_unpadded,
         "max_abs_diff_padded": max_padded,
         "spearman_min": min(spearmen),
+        "spearman_pooled": pooled_rho,
         "top1_agreement": sum(top1) / len(top1),
         "tolerance": {"unpadded": TOL_UNPADDED, "padded": TOL_PADDED} if manifest.dtype == "fp32"
-        else {"spearman_min": MIN_SPEARMAN_REDUCED},
+        else {"spearman_pooled": MIN_SPEARMAN_REDUCED},
         "passed": bool(passed),
     }

@@ -1,0 +1,536 @@
+"""``mxbai-onnx``: export checkpoints, inspect artifacts, and rerank from the shell.
+
+The people typing these commands are using the library, not debugging it: a user mistake (a
+missing file, a bad JSON line, an unknown model, an empty input) ends in one line on stderr and
+exit status 2, never a traceback. A check that ran and failed (validation refused) exits 1.
+
+This module belongs to the torch-free run-time package, so the build-time ``onnx_export`` package
+is imported only inside the commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from mxbai_integrations.artifact import Manifest, read_manifest, verify_files
+
+PROG = "mxbai-onnx"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXPORT_INSTALL = 'pip install "mxbai-integrations[export]"'
+# Top-level modules the `export` extra provides; checked before any work so a missing one is one line.
+EXPORT_MODULES = ("torch", "transformers", "optimum", "onnx")
+REFERENCE_MODULES = {"v1": ("sentence_transformers",), "v2": ("mxbai_rerank",)}
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
+MIN_DOC_COLUMN = 20
+
+
+class UsageError(Exception):
+    """A mistake in what the user gave the command; reported as one line with exit status 2."""
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _one_line(message: object) -> str:
+    """Exception texts from deep libraries can span lines; the CLI promises one."""
+    return " ".join(str(message).split())
+
+
+def _write(text: str, stream: TextIO | None = None) -> None:
+    (stream or sys.stdout).write(text)
+
+
+def _error(message: object) -> None:
+    _write(f"{PROG}: error: {_one_line(message)}\n", sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _require(modules: Sequence[str], why: str) -> None:
+    """Fail early, in one line, when an optional extra is not installed."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"{why} needs {', '.join(missing)} (the `export` extra): {EXPORT_INSTALL}")
+
+
+def _providers(text: str) -> str | list[str]:
+    if text.strip().lower() == "auto":
+        return "auto"
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UsageError("--providers must be 'auto' or a comma-separated list such as 'cuda,cpu'")
+    return [PROVIDER_ALIASES.get(name.lower(), name) for name in names]
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+@contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show library warnings (e.g. a GPU provider falling back) as one line each, not file:line dumps."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        _write(f"{PROG}: warning: {_one_line(message)}\n", sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+@contextmanager
+def _quiet_build_tools(verbose: bool) -> Iterator[None]:
+    """Hide the tracer and tokenizer chatter of torch/transformers/optimum unless --verbose.
+
+    The export's result is judged by its validation record, which the command prints; the
+    libraries' own warnings (tracer constants, deprecated arguments) are not actionable for users.
+    """
+    if verbose:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+# ------------------------------------------------------------------------------------------- documents
+
+
+def _split_lines(text: str) -> list[str]:
+    # Only "\n" separates records: str.splitlines() would also split on U+2028 inside a document.
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def read_documents(file: str | None, fmt: str = "auto", stdin: TextIO | None = None) -> list[str]:
+    """Read documents from FILE or stdin: one per line, or JSON lines with a "text" field.
+
+    Blank lines are skipped, so an index in the output is the position among the documents read.
+    ``fmt="auto"`` reads JSON lines when the first non-blank line starts with ``{``.
+    """
+    if file is None or file == "-":
+        stream = stdin if stdin is not None else sys.stdin
+        if stream is None or stream.isatty():
+            raise UsageError("no documents: give FILE, or pipe documents on stdin (one per line)")
+        name = "<stdin>"
+        raw = getattr(stream, "buffer", None)
+        try:
+            text = raw.read().decode("utf-8") if raw is not None else stream.read()
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    else:
+        name = file
+        path = Path(file).expanduser()
+        if not path.exists():
+            raise UsageError(f"documents file {file!r} does not exist")
+        if path.is_dir():
+            raise UsageError(f"documents file {file!r} is a directory")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read documents file {file!r}: {exc.strerror or exc}") from None
+    rows = [(number, line) for number, line in enumerate(_split_lines(text), 1) if line.strip()]
+    if not rows:
+        raise UsageError(f"{name}: no documents (the input is empty)")
+    if fmt == "auto":
+        fmt = "jsonl" if rows[0][1].lstrip().startswith("{") else "lines"
+    if fmt == "lines":
+        return [line for _, line in rows]
+    documents = []
+    for number, line in rows:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{name}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict) or "text" not in record:
+            raise UsageError(f'{name}:{number}: expected a JSON object with a "text" field')
+        if not isinstance(record["text"], str):
+            raise UsageError(f'{name}:{number}: "text" must be a string, got {type(record["text"]).__name__}')
+        documents.append(record["text"])
+    return documents
+
+
+# --------------------------------------------------------------------------------------------- output
+
+
+def _results_as_dicts(results: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"index": int(r.index), "score": float(r.score), "document": r.document} for r in results]
+
+
+def format_table(rows: Sequence[dict[str, Any]], width: int) -> str:
+    """An aligned rank/index/score/document table, documents cut to fit the terminal."""
+    ranks = [str(i) for i in range(1, len(rows) + 1)]
+    indexes = [str(r["index"]) for r in rows]
+    scores = [f"{r['score']:.4f}" for r in rows]
+    w_rank = max(len("rank"), *(len(s) for s in ranks))
+    w_index = max(len("index"), *(len(s) for s in indexes))
+    w_score = max(len("score"), *(len(s) for s in scores))
+    room = max(width - (w_rank + w_index + w_score + 6), MIN_DOC_COLUMN)
+    lines = [f"{'rank':>{w_rank}}  {'index':>{w_index}}  {'score':>{w_score}}  document"]
+    for rank, index, score, row in zip(ranks, indexes, scores, rows, strict=True):
+        doc = " ".join(str(row.get("document") or "").split())
+        if len(doc) > room:
+            doc = doc[: room - 1] + "…"
+        lines.append(f"{rank:>{w_rank}}  {index:>{w_index}}  {score:>{w_score}}  {doc}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _validation_lines(validation: dict[str, Any]) -> list[str]:
+    if not validation:
+        return ["validation    none recorded"]
+    if validation.get("skipped"):
+        return ["validation    skipped (exported with --no-validate); run `mxbai-onnx validate`"]
+    verdict = "passed" if validation.get("passed") else "FAILED"
+    tol = validation.get("tolerance", {})
+    diff_tol = f" (tolerance {tol['unpadded']:g} / {tol['padded']:g})" if "unpadded" in tol else ""
+    rho_tol = f" (>= {tol['spearman_min']:g} required)" if "spearman_min" in tol else ""
+    nan = float("nan")
+    lines = [
+        f"validation    {verdict} against {validation.get('reference', '?')} in "
+        f"{validation.get('reference_dtype', 'fp32')} at max_length {validation.get('max_length', '?')}",
+        f"              {validation.get('pairs', '?')} pairs, token ids equal: "
+        f"{'yes' if validation.get('token_ids_equal') else 'NO'}",
+        f"              max abs diff {validation.get('max_abs_diff_unpadded', nan):.3g} unpadded, "
+        f"{validation.get('max_abs_diff_padded', nan):.3g} padded{diff_tol}",
+        f"              Spearman min {validation.get('spearman_min', nan):.4f}{rho_tol}, "
+        f"top-1 agreement {validation.get('top1_agreement', nan):.0%}",
+    ]
+    cases = validation.get("cases") or []
+    if cases:
+        w = max(len("case"), *(len(str(c.get("case", ""))) for c in cases))
+        lines.append(f"  {'case':<{w}}  pairs  ids  max|diff| unpadded  padded    Spearman  top-1")
+        for c in cases:
+            lines.append(
+                f"  {c.get('case', ''):<{w}}  {c.get('pairs', 0):>5}  {'yes' if c.get('token_ids_equal') else 'NO':>3}"
+                f"  {c.get('max_abs_diff_unpadded', nan):>18.3g}  "
+                f"{c.get('max_abs_diff_padded', nan):<8.3g}  {c.get('spearman', nan):>8.4f}"
+                f"  {'yes' if c.get('top1_agrees') else 'NO':>5}"
+            )
+    return lines
+
+
+def _manifest_lines(directory: Path, manifest: Manifest) -> list[str]:
+    source = manifest.source
+    arch = source.get("architecture") or source.get("model_type") or "?"
+    shape = ", ".join(part for part in (
+        f"{source['num_hidden_layers']} layers" if source.get("num_hidden_layers") else "",
+        f"hidden {source['hidden_size']}" if source.get("hidden_size") else "",
+    ) if part)
+    score = manifest.score
+    if score.activation == "sigmoid":
+        score_text = "sigmoid(logit)"
+    else:
+        score_text = 'logit("1") - logit("0"), raw'
+        if score.normalize_shift is not None:
+            score_text += f"; --normalize: sigmoid(x - {score.normalize_shift:g})"
+    files = ", ".join(f"{name} {_human_bytes(rec.bytes)}" for name, rec in manifest.files.items())
+    lines = [
+        f"artifact      {directory} (format {manifest.format_version})",
+        f"family        {manifest.family}  {arch}" + (f" ({shape})" if shape else ""),
+        f"source        {source.get('model_id') or '?'}"
+        + (f" @ {source['revision']}" if source.get("revision") else "")
+        + (f"  [{source['path']}]" if source.get("path") else ""),
+        f"dtype         {manifest.dtype}, opset {manifest.opset}",
+        f"max_length    {manifest.max_length}",
+        f"padding       {manifest.padding_side}, pad token id {manifest.pad_token_id}",
+        f"score         {score_text}",
+    ]
+    if manifest.prompt is not None:
+        p = manifest.prompt
+        lines.append(f"prompt        {p.predefined_length} template tokens, query budget "
+                     f"{p.query_budget_num}/{p.query_budget_den} of max_length, {p.model_max_length} positions")
+    lines.append(f"files         {files}")
+    if manifest.created_with:
+        lines.append("created with  " + ", ".join(f"{k} {v}" for k, v in manifest.created_with.items()))
+    return lines + _validation_lines(manifest.validation)
+
+
+# -------------------------------------------------------------------------------------------- commands
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Checkpoint -> artifact; exit 1 (not 2) when the export ran but validation refused it."""
+    _require(EXPORT_MODULES, "`mxbai-onnx export`")
+    from onnx_export import ExportError, export_model
+
+    try:
+        with _quiet_build_tools(args.verbose):
+            out = export_model(
+                args.source, args.out_dir, dtype=args.dtype, max_length=args.max_length, opset=args.opset,
+                validate=not args.no_validate, force=args.force, revision=args.revision,
+                normalize_shift=args.normalize_shift, progress=not args.quiet,
+            )
+    except ExportError as exc:
+        _error(exc)
+        return EXIT_FAILED
+    manifest = read_manifest(out)
+    size = sum(rec.bytes for rec in manifest.files.values())
+    _write(f"wrote {out} ({manifest.family} {manifest.dtype}, {_human_bytes(size)})\n")
+    _write("\n".join(_validation_lines(manifest.validation)[:4]) + "\n")
+    return EXIT_OK
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    """What an artifact is and how well it matched the reference, without loading the model."""
+    directory, manifest = _load_manifest(args.model)
+    if args.json:
+        _write(json.dumps({"path": str(directory), **manifest.to_dict()}, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    _write("\n".join(_manifest_lines(directory, manifest)) + "\n")
+    try:
+        verify_files(directory, manifest, checksums=args.checksums)
+    except (OSError, ValueError) as exc:
+        _error(exc)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _load_manifest(model: str) -> tuple[Path, Manifest]:
+    directory = Path(model).expanduser()
+    if not directory.exists():
+        raise UsageError(f"model: {model!r} is not an artifact directory (export one with `{PROG} export`)")
+    return directory.resolve(), read_manifest(directory)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    """Re-run the export-time parity check, e.g. after copying an artifact or upgrading libraries."""
+    directory, manifest = _load_manifest(args.model)
+    _require((*EXPORT_MODULES, *REFERENCE_MODULES[manifest.family]), "`mxbai-onnx validate`")
+    reference = Path(args.reference).expanduser()
+    if args.reference.startswith((".", "/", "~")) and not reference.is_dir():
+        raise UsageError(f"--reference: {args.reference!r} is not a checkpoint directory")
+    verify_files(directory, manifest)
+    from onnx_export.validate import validate_artifact
+
+    source = str(reference.resolve()) if reference.is_dir() else args.reference
+    with _quiet_build_tools(args.verbose):
+        record = validate_artifact(directory, manifest, source, revision=args.revision)
+    if args.json:
+        _write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _write("\n".join(_validation_lines(record)) + "\n")
+    return EXIT_OK if record.get("passed") else EXIT_FAILED
+
+
+def _cmd_rerank(args: argparse.Namespace) -> int:
+    """Read the documents first, so bad input fails before the model is loaded."""
+    if not args.query.strip():
+        raise UsageError("--query must not be empty")
+    documents = read_documents(args.file, args.format)
+    from mxbai_integrations import MxbaiReranker
+
+    reranker = MxbaiReranker(
+        args.model, providers=_providers(args.providers), dtype=args.dtype, batch_size=args.batch_size,
+        max_length=args.max_length, allow_fallback=args.allow_fallback,
+    )
+    results = reranker.rank(args.query, documents, top_k=args.top_k, return_documents=True,
+                            instruction=args.instruction, normalize=args.normalize)
+    rows = _results_as_dicts(results)
+    if args.json:
+        _write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _write(format_table(rows, shutil.get_terminal_size((100, 24)).columns))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed so documentation and tests can inspect it)."""
+    try:
+        version = importlib.metadata.version("mxbai-integrations")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="mxbai-rerank v1/v2 on ONNX Runtime: export, inspect, validate and rerank.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and show library warnings")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("export", help="export a Hugging Face checkpoint to an ONNX artifact (extra `export`)",
+                       description="Export a checkpoint (hub id or local directory) to an artifact directory, "
+                                   "validated against the reference library unless --no-validate.")
+    p.add_argument("source", metavar="SOURCE", help="hub id (HF_HUB_OFFLINE=1 honoured) or checkpoint directory")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="artifact directory to create (must be empty unless --force)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="fp32 (default); fp16 for CUDA/TensorRT; int8 for CPU")
+    p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
+                   help="default token budget recorded in the manifest (v1: 512, v2: 8192)")
+    p.add_argument("--opset", type=_positive_int, default=18, metavar="N", help="ONNX opset (default 18)")
+    p.add_argument("--revision", default=None, help="hub revision of SOURCE")
+    p.add_argument("--normalize-shift", type=float, default=None, metavar="X",
+                   help="v2 only: the shift in sigmoid(score - X) used by --normalize")
+    p.add_argument("--no-validate", action="store_true", help="skip the parity check against the reference")
+    p.add_argument("--force", action="store_true", help="replace a non-empty OUT_DIR")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("rerank", help="rank documents for a query",
+                       description="Rank documents (one per line, or JSON lines with a \"text\" field) "
+                                   "read from FILE, or from stdin when FILE is absent or '-'.")
+    p.add_argument("model", metavar="MODEL", help="artifact directory, or a hub id / checkpoint exported on first use")
+    p.add_argument("file", metavar="FILE", nargs="?", default=None, help="documents file; '-' or absent: stdin")
+    p.add_argument("--query", required=True, help="the query")
+    p.add_argument("--top-k", type=_positive_int, default=None, metavar="K", help="print only the best K")
+    p.add_argument("--instruction", default=None, help="v2 only: a task instruction added to the prompt")
+    p.add_argument("--normalize", action="store_true", help="v2: scores through sigmoid(score - shift)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--jsonl", dest="format", action="store_const", const="jsonl",
+                     help='read JSON lines with a "text" field (default: detected from the first line)')
+    fmt.add_argument("--lines", dest="format", action="store_const", const="lines",
+                     help="read one document per line, even when a line starts with '{'")
+    p.set_defaults(format="auto")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {index, score, document}")
+    p.add_argument("--providers", default="auto",
+                   help="'auto' (TensorRT -> CUDA -> CPU) or a comma-separated list: cpu, cuda, tensorrt")
+    p.add_argument("--allow-fallback", action="store_true",
+                   help="run on the CPU with a warning when a requested GPU provider does not attach")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default=None,
+                   help="for a hub id: which artifact to export/load (default fp16 on GPU, fp32 on CPU)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="pairs per batch (default 32)")
+    p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
+                   help="token budget per pair (default: the artifact's)")
+    p.set_defaults(func=_cmd_rerank)
+
+    p = sub.add_parser("info", help="print an artifact's manifest summary and validation record")
+    p.add_argument("model", metavar="MODEL", help="artifact directory")
+    p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    p.add_argument("--checksums", action="store_true", help="also check the files' sha256 (slow for large models)")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("validate", help="re-run the parity check against the reference library (extra `export`)",
+                       description="Score the built-in validation cases with the artifact and with the reference "
+                                   "library on SOURCE; exit 1 when they disagree beyond the tolerance.")
+    p.add_argument("model", metavar="MODEL", help="artifact directory")
+    p.add_argument("--reference", required=True, metavar="SOURCE", help="hub id or checkpoint directory")
+    p.add_argument("--revision", default=None, help="hub revision of SOURCE")
+    p.add_argument("--json", action="store_true", help="print the validation record as JSON")
+    p.set_defaults(func=_cmd_validate)
+    return parser
+
+
+class _NotShownElsewhere(logging.Filter):
+    """Pass only records that no library handler prints already (huggingface_hub has its own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None and logger is not logging.root:
+            if logger.handlers:
+                return False
+            if not logger.propagate:
+                break
+            logger = logger.parent
+        return True
+
+
+@contextmanager
+def _cli_logging(verbose: bool) -> Iterator[None]:
+    """The CLI owns logging while it runs: WARNING (INFO with -v) on stderr, one line per record.
+
+    Installed before any library is imported, so an import-time ``basicConfig`` (onnxruntime's
+    MatMulNBits quantizer sets INFO on the root logger) cannot flood stderr; removed afterwards, so
+    ``main()`` called from a notebook or a test leaves the host's logging as it was.
+    """
+    root = logging.getLogger()
+    if root.handlers:  # embedded (pytest, a configured application): the host owns logging
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+    handler.addFilter(_NotShownElsewhere())
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mxbai-onnx`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args, extras = parser.parse_known_args(argv)
+        # argparse binds the optional FILE too early in `rerank MODEL --query Q FILE` (it matches
+        # MODEL and an empty FILE together); take a single leftover positional as FILE.
+        if (extras and args.command == "rerank" and args.file is None and len(extras) == 1
+                and (extras[0] == "-" or not extras[0].startswith("-"))):
+            args.file, extras = extras[0], []
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    except SystemExit as exc:  # --help, --version, and argparse's own usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    from mxbai_integrations.providers import ProviderError
+
+    try:
+        with _cli_logging(args.verbose), _one_line_warnings():
+            return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error worth a message; keep Python quiet at exit.
+        _silence_stdout()
+        return EXIT_FAILED
+    except ImportError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    except (UsageError, ValueError, TypeError, OSError, ProviderError) as exc:
+        _error(exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _write("\n", sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
