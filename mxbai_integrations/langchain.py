@@ -11,7 +11,6 @@ Needs the ``langchain`` extra (langchain-core).
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_serializer
 
+from mxbai_integrations.adapters import SharedReranker, model_to_str, select
 from mxbai_integrations.reranker import MxbaiReranker, check_query
 
 __all__ = ["MxbaiCompressor"]
@@ -77,30 +77,16 @@ class MxbaiCompressor(BaseDocumentCompressor):
     normalize: bool = False
     batch_size: int | None = Field(default=None, gt=0, strict=True)
 
-    _reranker: MxbaiReranker | None = PrivateAttr(default=None)
-    _reranker_source: Any = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _shared: SharedReranker = PrivateAttr(default_factory=SharedReranker)
 
     @field_serializer("model")
     def _serialize_model(self, model: str | os.PathLike[str] | MxbaiReranker | None) -> str | None:
-        if isinstance(model, MxbaiReranker):
-            return str(model.path)
-        return None if model is None else os.fspath(model)
+        return model_to_str(model)
 
     @property
     def reranker(self) -> MxbaiReranker:
         """The shared ``MxbaiReranker``, created on first access (thread-safe: one session per compressor)."""
-        model = self.model
-        if isinstance(model, MxbaiReranker):
-            return model
-        reranker = self._reranker
-        if reranker is not None and self._reranker_source is model:
-            return reranker
-        with self._lock:
-            if self._reranker is None or self._reranker_source is not model:
-                self._reranker = MxbaiReranker(model)
-                self._reranker_source = model
-            return self._reranker
+        return self._shared.get(self.model)
 
     def _rerank(self, documents: list[Document], query: str) -> list[Document]:
         if not documents:
@@ -113,12 +99,8 @@ class MxbaiCompressor(BaseDocumentCompressor):
             normalize=self.normalize,
             batch_size=self.batch_size,
         )
-        if self.score_threshold is not None:
-            results = [r for r in results if r.score >= self.score_threshold]
-        if self.top_n is not None:
-            results = results[: self.top_n]
         out = []
-        for r in results:
+        for r in select(results, score_threshold=self.score_threshold, top_n=self.top_n):
             doc = documents[r.index]
             metadata = {**doc.metadata, RELEVANCE_SCORE_KEY: float(r.score)}
             out.append(doc.model_copy(update={"metadata": metadata}))
@@ -170,15 +152,6 @@ class MxbaiCompressor(BaseDocumentCompressor):
             raise
         await run.on_chain_end({"documents": out})
         return out
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> MxbaiCompressor:
-        """Deep copies share the loaded reranker: an ONNX session cannot be copied and need not be."""
-        memo = {} if memo is None else memo
-        for obj in (self.model, self._reranker):
-            if isinstance(obj, MxbaiReranker):
-                memo[id(obj)] = obj
-        memo[id(self._lock)] = threading.Lock()
-        return super().__deepcopy__(memo)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle the configuration only (``model`` as a string); the copy loads its reranker on first use."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from typing import Any
 
 try:
@@ -26,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         'mxbai_integrations.llama_index needs llama-index-core: pip install "mxbai-integrations[llama-index]"'
     ) from exc
 
+from mxbai_integrations.adapters import SharedReranker, model_to_str, select
 from mxbai_integrations.reranker import MxbaiReranker, check_query
 from mxbai_integrations.resolve import default_model
 
@@ -93,9 +93,7 @@ class MxbaiRerank(BaseNodePostprocessor):
     metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Metadata scored with the text.")
     keep_retrieval_score: bool = Field(default=False, description="Keep the retriever's score in metadata.")
 
-    _reranker: MxbaiReranker | None = PrivateAttr(default=None)
-    _reranker_source: Any = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _shared: SharedReranker = PrivateAttr(default_factory=SharedReranker)
 
     @classmethod
     def class_name(cls) -> str:
@@ -103,30 +101,19 @@ class MxbaiRerank(BaseNodePostprocessor):
 
     @field_serializer("model")
     def _serialize_model(self, model: str | os.PathLike[str] | MxbaiReranker | None) -> str | None:
-        if isinstance(model, MxbaiReranker):
-            return str(model.path)
-        return None if model is None else os.fspath(model)
+        return model_to_str(model)
 
     @property
     def reranker(self) -> MxbaiReranker:
         """The shared ``MxbaiReranker``, created on first access (thread-safe: one session per postprocessor)."""
-        model = self.model
-        if isinstance(model, MxbaiReranker):
-            return model
-        reranker = self._reranker
-        if reranker is not None and self._reranker_source is model:
-            return reranker
-        with self._lock:
-            if self._reranker is None or self._reranker_source is not model:
-                self._reranker = MxbaiReranker(model)
-                self._reranker_source = model
-            return self._reranker
+        return self._shared.get(self.model)
 
     def _model_name(self) -> str:
         if isinstance(self.model, MxbaiReranker):
             return self.model.model_id
-        if self._reranker is not None and self._reranker_source is self.model:
-            return self._reranker.model_id
+        loaded = self._shared.loaded(self.model)
+        if loaded is not None:
+            return loaded.model_id
         return default_model() if self.model is None else os.fspath(self.model)
 
     def _rerank(self, reranker: MxbaiReranker, nodes: list[NodeWithScore], query: str) -> list[NodeWithScore]:
@@ -138,10 +125,8 @@ class MxbaiRerank(BaseNodePostprocessor):
             normalize=self.normalize,
             batch_size=self.batch_size,
         )
-        if self.score_threshold is not None:
-            results = [r for r in results if r.score >= self.score_threshold]
         out = []
-        for r in results[: self.top_n]:
+        for r in select(results, score_threshold=self.score_threshold, top_n=self.top_n):
             src = nodes[r.index]
             node = src.node
             if self.keep_retrieval_score:
@@ -190,15 +175,6 @@ class MxbaiRerank(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         """Run the whole step (model loading included) in a worker thread so the event loop keeps running."""
         return await asyncio.to_thread(self._postprocess_nodes, nodes, query_bundle)
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> MxbaiRerank:
-        """Deep copies share the loaded reranker: an ONNX session cannot be copied and need not be."""
-        memo = {} if memo is None else memo
-        for obj in (self.model, self._reranker):
-            if isinstance(obj, MxbaiReranker):
-                memo[id(obj)] = obj
-        memo[id(self._lock)] = threading.Lock()
-        return super().__deepcopy__(memo)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle the configuration only (``model`` as a string); the copy loads its reranker on first use."""

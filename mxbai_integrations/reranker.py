@@ -156,6 +156,10 @@ class MxbaiReranker:
             return self._v2.max_length + self.manifest.prompt.predefined_length
         return self.max_length
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> MxbaiReranker:
+        """Copies share this instance: it is immutable after loading and its session is thread-safe."""
+        return self
+
     def __repr__(self) -> str:
         return (f"MxbaiReranker(model={str(self.path)!r}, family={self.family!r}, dtype={self.manifest.dtype!r}, "
                 f"providers={self.providers!r})")

@@ -195,14 +195,14 @@ def test_empty_input_returns_empty_list_without_loading_the_model(tmp_path: Path
     compressor = MxbaiCompressor(model=tmp_path / "no-such-artifact")
     assert compressor.compress_documents([], QUERY) == []
     assert asyncio.run(compressor.acompress_documents((), QUERY)) == []
-    assert compressor._reranker is None
+    assert compressor._shared.loaded(compressor.model) is None
     with pytest.raises(FileNotFoundError, match="no-such-artifact"):
         compressor.compress_documents(docs, QUERY)
 
 
 def test_reranker_is_created_lazily_once_and_shared(v2_artifact: Path, reranker: MxbaiReranker) -> None:
     compressor = MxbaiCompressor(model=v2_artifact)
-    assert compressor._reranker is None
+    assert compressor._shared.loaded(compressor.model) is None
     docs = [Document(page_content=t, id=str(i)) for i, t in enumerate(TEXTS)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: compressor.compress_documents(docs, QUERY), range(16)))
@@ -289,7 +289,7 @@ def test_serialisation_writes_the_model_as_a_string_and_round_trips(
     assert MxbaiCompressor.model_validate_json(compressor.model_dump_json()).model_dump() == dumped
     clone = pickle.loads(pickle.dumps(compressor))
     assert clone.model_dump() == dumped
-    assert clone._reranker is None  # the session is not serialised; it is loaded again on first use
+    assert clone._shared.loaded(clone.model) is None  # the session is not serialised; it is loaded again on first use
     assert [d.id for d in clone.compress_documents(docs, QUERY)] == expected_ids(reranker, docs)[:2]
 
 

@@ -233,7 +233,7 @@ def test_empty_input_emits_both_events_without_loading_the_model(
     rerank = MxbaiRerank(model=tmp_path / "no-such-artifact")
     assert rerank.postprocess_nodes([], query_str=QUERY) == []
     assert asyncio.run(rerank.apostprocess_nodes([], query_str=QUERY)) == []
-    assert rerank._reranker is None
+    assert rerank._shared.loaded(rerank.model) is None
     assert [type(e) for e in rerank_events] == [ReRankStartEvent, ReRankEndEvent] * 2
     assert rerank_events[0].model_name == str(tmp_path / "no-such-artifact")
     assert rerank_events[1].nodes == []
@@ -243,7 +243,7 @@ def test_empty_input_emits_both_events_without_loading_the_model(
 
 def test_lazy_shared_reranker(v2_artifact: Path, reranker: MxbaiReranker, nodes: list[NodeWithScore]) -> None:
     rerank = MxbaiRerank(model=v2_artifact, top_n=3)
-    assert rerank._reranker is None
+    assert rerank._shared.loaded(rerank.model) is None
     results: list[list[str]] = []
 
     def call() -> None:
@@ -359,7 +359,7 @@ def test_serialisation_writes_the_model_as_a_string_and_round_trips(
     assert MxbaiRerank.from_dict(as_dict).to_dict() == as_dict
     assert MxbaiRerank.from_json(rerank.to_json()).to_dict() == as_dict
     clone = pickle.loads(pickle.dumps(rerank))
-    assert clone.to_dict() == as_dict and clone._reranker is None
+    assert clone.to_dict() == as_dict and clone._shared.loaded(clone.model) is None
     assert ids(clone.postprocess_nodes(nodes, query_str=QUERY)) == [
         i for i, _ in expected(reranker, nodes, MetadataMode.NONE)[:2]
     ]
