@@ -134,13 +134,14 @@ def _shape(name: str) -> dict[str, Any]:
 
 
 def build_v1_checkpoint(
-    out_dir: str | Path, *, seed: int = 0, head_scale: float = 120.0, mix_scale: float = 10.0, **shape: Any
+    out_dir: str | Path, *, seed: int = 0, target_std: float = 2.0, mix_scale: float = 10.0, **shape: Any
 ) -> Path:
     """A DebertaV2ForSequenceClassification with random weights and logits spread over several units.
 
     At random init the [CLS] state barely depends on the text, so every score would be equal;
-    enlarging attention values/outputs (``mix_scale``) and the head, then centring the bias on a
-    calibration corpus, spreads the logits around 0 where sigmoid is informative.
+    enlarging attention values/outputs (``mix_scale``), then scaling the head to ``target_std`` and
+    centring its bias on a calibration corpus, spreads the logits around 0 where sigmoid is
+    informative, like a trained cross-encoder's.
     """
     import torch
     from transformers import DebertaV2Config, DebertaV2ForSequenceClassification
@@ -156,10 +157,11 @@ def build_v1_checkpoint(
             layer.attention.self.value_proj.weight.mul_(mix_scale)
             layer.attention.output.dense.weight.mul_(mix_scale)
         model.pooler.dense.weight.mul_(10.0)
-        model.classifier.weight.mul_(head_scale)
         calib = _corpus(32, seed=seed + 1)
         feats = tok(["what is the capital of france"] * len(calib), calib, padding=True, truncation=True,
                     return_tensors="pt")
+        logits = model(**feats).logits
+        model.classifier.weight.mul_(target_std / float(logits.std()))
         model.classifier.bias.sub_(model(**feats).logits.mean())
     model.save_pretrained(out)
     return out
@@ -190,6 +192,6 @@ def build_shape(name: str, out_dir: str | Path, *, layers: int | None = None, se
     if layers is not None:
         shape["num_hidden_layers"] = layers
     if name.endswith("-v1"):
-        return build_v1_checkpoint(out_dir, seed=seed, vocab_size=128100, **shape)
+        return build_v1_checkpoint(out_dir, seed=seed, mix_scale=2.0, vocab_size=128100, **shape)
     # Keep the score's spread near the real models' (a few units) whatever the width.
     return build_v2_checkpoint(out_dir, seed=seed, head_std=(64 / shape["hidden_size"]) ** 0.5, **shape)
