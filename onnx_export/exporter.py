@@ -104,7 +104,7 @@ def _export_graph(family: str, source: str, work: Path, *, fp16: bool, opset: in
     from optimum.exporters.onnx import onnx_export_from_model
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from onnx_export.heads import v1_score_forward, v1_shared_position_index, v2_score_forward
+    from onnx_export.heads import v1_score_forward, v2_score_forward
     from onnx_export.onnx_configs import V1ScoreOnnxConfig, V2ScoreOnnxConfig
 
     dtype = torch.float16 if fp16 else torch.float32
@@ -112,7 +112,6 @@ def _export_graph(family: str, source: str, work: Path, *, fp16: bool, opset: in
     if family == "v1":
         model = AutoModelForSequenceClassification.from_pretrained(source, revision=revision, dtype=dtype).eval()
         v1_score_forward(model)
-        v1_shared_position_index(model)
         cfg = V1ScoreOnnxConfig(model.config, task="text-classification", float_dtype=float_dtype)
         post_process = True
     else:

@@ -88,23 +88,6 @@ def test_v1_manifest(v1_artifact):
     assert len(out.type.tensor_type.shape.dim) == 1
 
 
-def test_v1_position_index_patch_is_exact_and_removes_gather_elements(v1_checkpoint, v1_artifact):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from onnx_export.heads import v1_shared_position_index
-
-    model = AutoModelForSequenceClassification.from_pretrained(v1_checkpoint).eval()
-    tok = AutoTokenizer.from_pretrained(v1_checkpoint)
-    feats = tok([QUERY] * len(DOCS), DOCS, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        before = model(**feats).logits
-        v1_shared_position_index(model)
-        after = model(**feats).logits
-    assert torch.equal(before, after)
-    ops = {n.op_type for n in onnx.load(str(v1_artifact / "model.onnx")).graph.node}
-    assert "GatherElements" not in ops
-
-
 # -- v2 ------------------------------------------------------------------------------------------------
 def test_prompt_constants_are_the_reference(v2_reference):
     from mxbai_rerank import MxbaiRerankV2
