@@ -208,6 +208,33 @@ class MxbaiReranker:
             return 1.0 / (1.0 + np.exp(-(raw - shift)))
         return raw
 
+    # -- pre-encoded rows (for servers that batch pairs from many queries together) -------------
+    def encode(self, query: str, documents: Sequence[str], *, instruction: str | None = None) -> list[list[int]]:
+        """Token ids of each (query, document) pair, checked as ``score`` checks its arguments.
+
+        With ``raw_scores`` and ``activate`` this is ``score`` in three steps, so a server can encode
+        each request on its own and run the rows of many requests through the model together.
+        """
+        query = check_query(query)
+        docs = check_documents(documents)
+        if instruction is not None:
+            if not isinstance(instruction, str):
+                raise TypeError(f"instruction must be a str or None, got {type(instruction).__name__}")
+            if self.family == "v1":
+                raise ValueError("instruction is only supported by v2 rerankers; this is a v1 (DeBERTa) model")
+        return self._encode(query, docs, instruction) if docs else []
+
+    def raw_scores(self, rows: Sequence[Sequence[int]], *, batch_size: int | None = None) -> list[float]:
+        """The score head's output for encoded rows (any mix of queries), batched by token budget."""
+        _check_positive_int("batch_size", batch_size)
+        if not rows:
+            return []
+        return [float(x) for x in self._raw_scores([list(r) for r in rows], batch_size or self.batch_size, False)]
+
+    def activate(self, raw: Sequence[float], *, normalize: bool = False) -> list[float]:
+        """Turn ``raw_scores`` into what ``score`` returns (v1 sigmoid; v2 raw, or sigmoid(x - shift))."""
+        return [float(x) for x in self._activate(np.asarray(raw, dtype=np.float64), normalize)]
+
     # -- public API -----------------------------------------------------------------------------
     def score(
         self,
