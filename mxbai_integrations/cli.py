@@ -373,6 +373,42 @@ def _cmd_rerank(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    """Reranking quality on the user's BEIR data; outputs are checked, and the data read, before any model loads."""
+    if args.plot is not None:
+        plot = Path(args.plot).expanduser()
+        if plot.suffix.lower() not in PLOT_FORMATS:
+            raise UsageError(f"--plot: {args.plot!r} must end in one of {', '.join(PLOT_FORMATS)}")
+        if not plot.parent.is_dir():
+            raise UsageError(f"--plot: the directory of {args.plot!r} does not exist")
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ImportError('--plot needs matplotlib (the `eval` extra): pip install "mxbai-integrations[eval]"')
+    if args.save_runs is not None and Path(args.save_runs).expanduser().exists() \
+            and not Path(args.save_runs).expanduser().is_dir():
+        raise UsageError(f"--save-runs: {args.save_runs!r} exists and is not a directory")
+    from mxbai_integrations.eval import evaluate
+
+    report = evaluate(
+        args.models, args.data, run=args.run, depth=args.depth, split=args.split, limit_queries=args.limit_queries,
+        instruction=args.instruction, batch_size=args.batch_size, providers=_providers(args.providers),
+        show_progress=not args.quiet, stat_test=args.test, max_p=args.max_p, max_length=args.max_length,
+        allow_fallback=args.allow_fallback,
+    )
+    if args.save_runs is not None:
+        paths = report.save_runs(args.save_runs)
+        if not args.quiet:
+            _write(f"wrote {len(paths)} TREC run files to {args.save_runs}\n", sys.stderr)
+    if args.plot is not None:
+        report.plot(args.plot)
+        if not args.quiet:
+            _write(f"wrote {args.plot}\n", sys.stderr)
+    _write(report.to_json() + "\n" if args.json else report.format_table())
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------------- parser
 
 
@@ -448,6 +484,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default=None, help="hub revision of SOURCE")
     p.add_argument("--json", action="store_true", help="print the validation record as JSON")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("eval", help="reranking quality on your BEIR-format data (extra `eval`)",
+                       description="Rerank a first stage's top --depth per query with each MODEL and report "
+                                   "NDCG@10, MRR@10, Recall@100 and MAP (ranx) for the first stage and every "
+                                   "model, with paired significance tests, latency and agreement between models.")
+    p.add_argument("models", metavar="MODEL", nargs="+", help="artifact directories (or hub ids) to compare")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    p.add_argument("--run", default=None, metavar="FILE",
+                   help="first stage as a TREC run file (qid Q0 docid rank score tag); default: BM25 (bm25s)")
+    p.add_argument("--depth", type=_positive_int, default=100, metavar="N",
+                   help="first-stage candidates reranked per query (default 100)")
+    p.add_argument("--split", default="test", help="qrels split: qrels/<split>.tsv (default test)")
+    p.add_argument("--limit-queries", type=_positive_int, default=None, metavar="N",
+                   help="evaluate only the first N queries that have qrels")
+    p.add_argument("--instruction", default=None, help="v2 only: a task instruction added to the prompt")
+    p.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                   help="pairs per batch (default 32)")
+    p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
+                   help="token budget per pair (default: the artifact's)")
+    p.add_argument("--providers", default="auto",
+                   help="'auto' (TensorRT -> CUDA -> CPU) or a comma-separated list: cpu, cuda, tensorrt")
+    p.add_argument("--allow-fallback", action="store_true",
+                   help="run on the CPU with a warning when a requested GPU provider does not attach")
+    p.add_argument("--test", choices=("student", "fisher", "tukey"), default="student",
+                   help="paired significance test (ranx): Student's t (default), Fisher's randomization, Tukey's HSD")
+    p.add_argument("--max-p", type=float, default=0.05, metavar="P", help="significance level (default 0.05)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
+    p.add_argument("--save-runs", default=None, metavar="DIR", help="write one TREC run file per run into DIR")
+    p.add_argument("--plot", default=None, metavar="FILE", help="save a bar chart of the metrics (png, pdf, svg)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 
