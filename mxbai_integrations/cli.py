@@ -332,6 +332,37 @@ def _load_manifest(model: str) -> tuple[Path, Manifest]:
     return directory.resolve(), read_manifest(directory)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Load the model before listening (a bad model is one line, exit 2), then serve until SIGINT/SIGTERM."""
+    from mxbai_integrations.serve.app import BatchOptions, ServeLimits, create_app, run_server
+
+    limits = ServeLimits(max_documents=args.max_documents, max_document_chars=args.max_document_chars,
+                         max_body_bytes=args.max_body_bytes, max_queue=args.max_queue)
+    batching = BatchOptions(max_wait_ms=args.max_wait_ms,
+                            max_batch_requests=1 if args.no_batching else args.max_batch_requests)
+    options: dict[str, Any] = {
+        "providers": _providers(args.providers), "dtype": args.dtype, "batch_size": args.batch_size,
+        "max_length": args.max_length, "allow_fallback": args.allow_fallback,
+    }
+    if args.ray:
+        from mxbai_integrations.serve.ray_serve import build_app, run_ray_server
+
+        gpus = {"num_gpus": args.num_gpus} if args.num_gpus else None
+        app = build_app(args.model, reranker_options=options, limits=limits, batching=batching,
+                        num_replicas=args.replicas, ray_actor_options=gpus)
+        _write(f"{PROG}: serving {args.model} with Ray Serve on http://{args.host}:{args.port}\n", sys.stderr)
+        run_ray_server(app, host=args.host, port=args.port, address=args.ray_address)
+        return EXIT_OK
+    from mxbai_integrations import MxbaiReranker
+
+    reranker = MxbaiReranker(args.model, **options)
+    _write(f"{PROG}: serving {reranker.model_id} ({reranker.family} {reranker.manifest.dtype}, "
+           f"{reranker.providers[0]}) on http://{args.host}:{args.port}\n", sys.stderr)
+    run_server(create_app(reranker, limits=limits, batching=batching), host=args.host, port=args.port,
+               log_level="info" if args.verbose else "warning", graceful_timeout_s=args.graceful_timeout)
+    return EXIT_OK
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     """Re-run the export-time parity check, e.g. after copying an artifact or upgrading libraries."""
     directory, manifest = _load_manifest(args.model)
@@ -469,6 +500,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
                    help="token budget per pair (default: the artifact's)")
     p.set_defaults(func=_cmd_rerank)
+
+    p = sub.add_parser("serve", help="serve the Cohere / TEI rerank HTTP API (extra `serve`)",
+                       description="Serve MODEL over HTTP: Cohere's POST /v1/rerank and /v2/rerank (also Jina "
+                                   "clients), text-embeddings-inference's POST /rerank, GET /health, /info and "
+                                   "/metrics. Concurrent requests are batched together. SIGTERM lets requests "
+                                   "in flight finish.")
+    p.add_argument("model", metavar="MODEL", help="artifact directory, or a hub id / checkpoint exported on first use")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=_positive_int, default=8000, metavar="N", help="port (default 8000)")
+    p.add_argument("--providers", default="auto",
+                   help="'auto' (TensorRT -> CUDA -> CPU) or a comma-separated list: cpu, cuda, tensorrt")
+    p.add_argument("--allow-fallback", action="store_true",
+                   help="run on the CPU with a warning when a requested GPU provider does not attach")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default=None,
+                   help="for a hub id: which artifact to export/load (default fp16 on GPU, fp32 on CPU)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="pairs per batch (default 32)")
+    p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
+                   help="token budget per pair (default: the artifact's)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, metavar="MS",
+                   help="how long the first request waits for others to batch with (default 5)")
+    p.add_argument("--max-batch-requests", type=_positive_int, default=64, metavar="N",
+                   help="requests per model pass at most (default 64)")
+    p.add_argument("--no-batching", action="store_true", help="run each request alone, one after the other")
+    p.add_argument("--max-documents", type=_positive_int, default=1000, metavar="N",
+                   help="documents per request (default 1000; more is a 413)")
+    p.add_argument("--max-document-chars", type=_positive_int, default=100_000, metavar="N",
+                   help="characters per document (default 100000; more is a 413)")
+    p.add_argument("--max-body-bytes", type=_positive_int, default=16 * 2**20, metavar="N",
+                   help="bytes per request body (default 16 MiB; more is a 413)")
+    p.add_argument("--max-queue", type=_positive_int, default=256, metavar="N",
+                   help="requests waiting for the model (default 256; more is a 503)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds that requests in flight get to finish after SIGTERM (default 30)")
+    p.add_argument("--ray", action="store_true", help="serve through Ray Serve (extra `ray`): replicas, GPUs")
+    p.add_argument("--replicas", type=_positive_int, default=None, metavar="N", help="--ray: number of replicas")
+    p.add_argument("--num-gpus", type=float, default=0.0, metavar="G", help="--ray: GPUs per replica")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="--ray: join this cluster (default: RAY_ADDRESS, or start a local one)")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("info", help="print an artifact's manifest summary and validation record")
     p.add_argument("model", metavar="MODEL", help="artifact directory")
