@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def score_run(qrels: Mapping[str, Mapping[str, int]], run: Run, metrics: Sequenc
 def compare_runs(
     qrels: Mapping[str, Mapping[str, int]], runs: Mapping[str, Run], metrics: Sequence[str], *,
     stat_test: str = "student", max_p: float = 0.05, seed: int = 42,
-) -> dict[str, dict[str, dict[str, float]]]:
+) -> dict[str, dict[str, dict[str, float | None]]]:
     """Paired significance tests between every two runs (ranx.compare): run -> other run -> metric -> p-value."""
     if len(runs) < 2:
         return {name: {} for name in runs}
@@ -116,11 +117,17 @@ def compare_runs(
         report = ranx.compare(_qrels(qrels), ranx_runs, list(metrics), stat_test=stat_test, max_p=max_p,
                               random_seed=seed, make_comparable=True)
     table = report.to_dict()
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
     for name in runs:
         comparisons = table[name]["comparisons"]
-        out[name] = {other: {m: float(p) for m, p in comparisons[other].items()} for other in runs if other != name}
+        out[name] = {other: {m: _p_value(p) for m, p in comparisons[other].items()} for other in runs if other != name}
     return out
+
+
+def _p_value(p: Any) -> float | None:
+    # Two runs equal on every query make the test statistic undefined: no p-value, not NaN.
+    value = float(p)
+    return None if math.isnan(value) else value
 
 
 def _top(scores: Mapping[str, float], order: Sequence[str], k: int) -> set[str]:
@@ -131,8 +138,8 @@ def _top(scores: Mapping[str, float], order: Sequence[str], k: int) -> set[str]:
 
 @dataclass
 class AgreementScores:
-    spearman: float
-    top_k_overlap: float
+    spearman: float | None
+    top_k_overlap: float | None
     queries: int
 
 
@@ -155,7 +162,7 @@ def agreement(a: Run, b: Run, candidates: Mapping[str, Sequence[str]], *, k: int
         top_b = _top(b[query_id], docs, k)
         overlaps.append(len(top_a & top_b) / min(k, len(docs)))
     return AgreementScores(
-        spearman=float(np.mean(rhos)) if rhos else math.nan,
-        top_k_overlap=float(np.mean(overlaps)) if overlaps else math.nan,
+        spearman=float(np.mean(rhos)) if rhos else None,
+        top_k_overlap=float(np.mean(overlaps)) if overlaps else None,
         queries=len(overlaps),
     )

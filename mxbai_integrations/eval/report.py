@@ -7,7 +7,6 @@ releases), so it is a dataclass that round-trips through JSON, not a dict read b
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -21,19 +20,8 @@ _TEST_NAMES = {"student": "paired Student's t-test", "fisher": "Fisher's randomi
                "tukey": "Tukey's HSD test"}
 
 
-def _nan_to_none(value: Any) -> Any:
-    """JSON has no NaN: an undefined value (a p-value of identical runs, rho of constant scores) becomes null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return value
-
-
-def _float(value: Any) -> float:
-    return math.nan if value is None else float(value)
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def safe_name(name: str) -> str:
@@ -63,7 +51,8 @@ class RunResult:
         metrics: metric -> mean over the evaluated queries (ranx).
         ci95: metric -> half-width of the 95% confidence interval of that mean.
         per_query: metric -> values in ``EvalReport.query_ids`` order.
-        p_values: other run -> metric -> p-value of the paired test (NaN where both runs are equal on every query).
+        p_values: other run -> metric -> p-value of the paired test (None where both runs are equal on every
+            query: the test is undefined).
         better_than: metric -> the runs this one beats significantly (p < max_p and a higher mean).
         seconds: time spent ranking (reranker: scoring calls only; BM25: retrieval), None when unknown.
         queries: queries that had candidates to rank.
@@ -77,7 +66,7 @@ class RunResult:
     metrics: dict[str, float]
     ci95: dict[str, float]
     per_query: dict[str, list[float]]
-    p_values: dict[str, dict[str, float]] = field(default_factory=dict)
+    p_values: dict[str, dict[str, float | None]] = field(default_factory=dict)
     better_than: dict[str, list[str]] = field(default_factory=dict)
     seconds: float | None = None
     queries: int = 0
@@ -98,10 +87,10 @@ class RunResult:
         model = data.get("model")
         return cls(
             name=data["name"], kind=data["kind"],
-            metrics={k: _float(v) for k, v in data["metrics"].items()},
-            ci95={k: _float(v) for k, v in data["ci95"].items()},
-            per_query={k: [_float(x) for x in v] for k, v in data["per_query"].items()},
-            p_values={o: {m: _float(p) for m, p in ps.items()} for o, ps in data.get("p_values", {}).items()},
+            metrics={k: float(v) for k, v in data["metrics"].items()},
+            ci95={k: float(v) for k, v in data["ci95"].items()},
+            per_query={k: [float(x) for x in v] for k, v in data["per_query"].items()},
+            p_values={o: {m: _optional(p) for m, p in ps.items()} for o, ps in data.get("p_values", {}).items()},
             better_than={k: list(v) for k, v in data.get("better_than", {}).items()},
             seconds=data.get("seconds"), queries=int(data.get("queries", 0)), pairs=int(data.get("pairs", 0)),
             model=ModelInfo(**model) if model else None,
@@ -111,12 +100,15 @@ class RunResult:
 
 @dataclass
 class Agreement:
-    """How alike two rerankers order the same candidates, averaged over queries (e.g. int8 against fp32)."""
+    """How alike two rerankers order the same candidates, averaged over queries (e.g. int8 against fp32).
+
+    ``spearman`` is None when no query had two or more candidates with distinct scores from both.
+    """
 
     a: str
     b: str
-    spearman: float
-    top10_overlap: float
+    spearman: float | None
+    top10_overlap: float | None
     queries: int
 
 
@@ -177,12 +169,12 @@ class EvalReport:
 
     # -- JSON -----------------------------------------------------------------------------------
     def to_dict(self, *, include_runs: bool = False) -> dict[str, Any]:
-        """Plain data; NaN becomes None. ``include_runs`` adds every run's scored candidates."""
+        """Plain data for JSON; ``include_runs`` adds every run's scored candidates (large)."""
         data = asdict(self)
         if not include_runs:
             for run in data["runs"]:
                 run.pop("run")
-        return _nan_to_none(data)
+        return data
 
     def to_json(self, *, include_runs: bool = False, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(include_runs=include_runs), indent=indent, ensure_ascii=False)
@@ -196,8 +188,8 @@ class EvalReport:
             data=DatasetSummary(**data["data"]), metrics=list(data["metrics"]), stat_test=data["stat_test"],
             max_p=float(data["max_p"]), query_ids=list(data["query_ids"]),
             runs=[RunResult.from_dict(r) for r in data["runs"]],
-            agreement=[Agreement(a=x["a"], b=x["b"], spearman=_float(x["spearman"]),
-                                 top10_overlap=_float(x["top10_overlap"]), queries=int(x["queries"]))
+            agreement=[Agreement(a=x["a"], b=x["b"], spearman=_optional(x["spearman"]),
+                                 top10_overlap=_optional(x["top10_overlap"]), queries=int(x["queries"]))
                        for x in data.get("agreement", [])],
             format_version=version,
         )
@@ -238,8 +230,8 @@ class EvalReport:
             lines += ["", "agreement between rerankers (same candidates, mean over queries)"]
             width = max(len(f"{x.a} vs {x.b}") for x in self.agreement)
             for x in self.agreement:
-                rho = "n/a" if math.isnan(x.spearman) else f"{x.spearman:.4f}"
-                overlap = "n/a" if math.isnan(x.top10_overlap) else f"{x.top10_overlap:.3f}"
+                rho = "n/a" if x.spearman is None else f"{x.spearman:.4f}"
+                overlap = "n/a" if x.top10_overlap is None else f"{x.top10_overlap:.3f}"
                 lines.append(f"  {f'{x.a} vs {x.b}':<{width}}  Spearman {rho}  top-10 overlap {overlap}")
         notes = []
         if d.limit_queries is not None:

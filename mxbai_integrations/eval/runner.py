@@ -38,6 +38,10 @@ def _check_positive(name: str, value: Any, *, allow_none: bool) -> None:
         raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
 
 
+def _significant(p_value: float | None, max_p: float) -> bool:
+    return p_value is not None and p_value < max_p
+
+
 def _model_names(models: Sequence[ModelSpec], names: Sequence[str] | None, taken: str) -> list[str]:
     """Artifact directory names, made unique (the first stage's name is taken)."""
     if names is not None:
@@ -213,7 +217,7 @@ def evaluate(
     for result in results:
         result.p_values = p_values[result.name]
         result.better_than = {
-            m: [o.name for o in results if o.name != result.name and result.p_values[o.name][m] < max_p
+            m: [o.name for o in results if o.name != result.name and _significant(result.p_values[o.name][m], max_p)
                 and result.metrics[m] > o.metrics[m]]
             for m in metrics
         }
