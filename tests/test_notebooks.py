@@ -68,7 +68,7 @@ def images(nb: nbformat.NotebookNode) -> int:
 def test_notebooks_are_committed_clean() -> None:
     """Valid nbformat, outputs cleared, so diffs stay readable and CI output is the only output."""
     names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-    assert names == ["export_and_compare.ipynb", "langchain_rag.ipynb", "llamaindex_rag.ipynb"]
+    assert names == ["evaluate.ipynb", "export_and_compare.ipynb", "langchain_rag.ipynb", "llamaindex_rag.ipynb"]
     for name in names:
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         nbformat.validate(nb)
@@ -118,3 +118,26 @@ def test_export_and_compare_notebook(v1_checkpoint: Path, tmp_path: Path, jupyte
     assert "'top1_agreement'" in out
     assert images(nb) == 1
     assert (tmp_path / "score_agreement.png").stat().st_size > 1000
+
+
+def test_evaluate_notebook(v2_checkpoint: Path, v2_artifact: Path, export_artifact, tmp_path: Path,
+                           jupyter_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ranx")
+    pytest.importorskip("bm25s")
+    int8 = export_artifact(v2_checkpoint, "int8")
+    import os
+
+    nb = execute("evaluate.ipynb", tmp_path, jupyter_path, monkeypatch,
+                 {"MXBAI_EVAL_MODELS": os.pathsep.join([str(v2_artifact), str(int8)])})
+    out = texts(nb)
+    assert "30 passages, 10 queries, 15 judgements" in out
+    # The table three times (notebook, run-file first stage, CLI), with both models and their agreement.
+    assert out.count("Recall@100") >= 3
+    assert f"{v2_artifact.name} vs {int8.name}  Spearman" in out
+    assert "first stage   bm25 (runs/bm25.trec), top 5" in out
+    assert "**NDCG@10 per query**" in out and "| Who wrote Pride and Prejudice? |" in out
+    assert images(nb) == 1 and (tmp_path / "evaluation.png").stat().st_size > 5000
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
+        ["bm25.trec", f"{v2_artifact.name}.trec", f"{int8.name}.trec"])
+    (status,) = [o for o in nb.cells[-1].outputs if o.output_type == "execute_result"]
+    assert status.data["text/plain"] == "0"  # mxbai-onnx eval's exit status
