@@ -7,6 +7,7 @@ so the notebooks run in the environment under test whatever kernels the machine 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -125,8 +126,6 @@ def test_evaluate_notebook(v2_checkpoint: Path, v2_artifact: Path, export_artifa
     pytest.importorskip("ranx")
     pytest.importorskip("bm25s")
     int8 = export_artifact(v2_checkpoint, "int8")
-    import os
-
     nb = execute("evaluate.ipynb", tmp_path, jupyter_path, monkeypatch,
                  {"MXBAI_EVAL_MODELS": os.pathsep.join([str(v2_artifact), str(int8)])})
     out = texts(nb)

@@ -277,9 +277,9 @@ def load_beir(data_dir: str | os.PathLike[str], split: str = "test") -> BeirData
     qrels = {qid: qrels[qid] for qid in queries}
     without = len(all_queries) - len(queries)
     if unknown_docs:
-        logger.warning("%s: %d judgements name documents not in %s; dropped", qrels_path, unknown_docs, CORPUS_NAME)
+        logger.info("%s: %d judgements name documents not in %s; dropped", qrels_path, unknown_docs, CORPUS_NAME)
     if unknown_queries:
-        logger.warning("%s: %d queries are not in %s; dropped", qrels_path, unknown_queries, QUERIES_NAME)
+        logger.info("%s: %d queries are not in %s; dropped", qrels_path, unknown_queries, QUERIES_NAME)
     return BeirData(
         data_dir=directory, split=split, corpus=corpus, queries=queries, qrels=qrels,
         queries_without_qrels=without, qrels_unknown_documents=unknown_docs, qrels_unknown_queries=unknown_queries,

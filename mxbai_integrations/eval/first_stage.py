@@ -58,7 +58,7 @@ def from_run(run: dict[str, dict[str, float]], corpus: dict[str, str], queries: 
         out[query_id] = _top(known, depth)
     empty = sum(1 for docs in out.values() if not docs)
     if unknown:
-        logger.warning("run %s: %d results name documents not in the corpus; dropped", source, unknown)
+        logger.info("run %s: %d results name documents not in the corpus; dropped", source, unknown)
     if empty == len(out):
         raise EvalDataError(f"run: {source} has no results for any evaluated query (do its query ids match "
                          "queries.jsonl and the qrels?)")
@@ -109,6 +109,6 @@ def _bm25(bm25s: Any, tokenizer_class: Any, corpus: dict[str, str], queries: dic
         out[query_id] = {doc_ids[int(i)]: float(s) for i, s in zip(indices[row], scores[row], strict=True) if s > 0}
     empty = sum(1 for docs in out.values() if not docs)
     if empty:
-        logger.warning("bm25: %d queries share no term with any document; they have no candidates", empty)
+        logger.info("bm25: %d queries share no term with any document; they have no candidates", empty)
     return FirstStage(name=BM25_NAME, source="bm25s", run=out, seconds=seconds, queries_without_candidates=empty,
                       index_seconds=index_seconds)
