@@ -7,9 +7,17 @@
 
 from __future__ import annotations
 
-from mxbai_integrations.artifact import ArtifactError
+from mxbai_integrations.artifact import ArtifactError, ValidationRecord
 from mxbai_integrations.providers import ProviderError
-from mxbai_integrations.reranker import MxbaiReranker, RankResult
+from mxbai_integrations.reranker import MxbaiReranker, NonFiniteScoreError, RankResult
 
 __version__ = "0.1.0"
-__all__ = ["ArtifactError", "MxbaiReranker", "ProviderError", "RankResult", "__version__"]
+__all__ = [
+    "ArtifactError",
+    "MxbaiReranker",
+    "NonFiniteScoreError",
+    "ProviderError",
+    "RankResult",
+    "ValidationRecord",
+    "__version__",
+]

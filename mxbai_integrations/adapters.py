@@ -2,43 +2,76 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Any
 
 from mxbai_integrations.reranker import MxbaiReranker, RankResult
 
+# MxbaiReranker options an adapter may set through ``reranker_kwargs``: the ones that survive
+# serialisation (``session_options`` is an onnxruntime object; pass a built MxbaiReranker for that).
+RERANKER_OPTIONS = frozenset({
+    "providers", "dtype", "batch_size", "max_length", "max_batch_tokens", "allow_fallback", "cache_dir",
+    "intra_op_num_threads", "verify",
+})
+
+
+def check_reranker_kwargs(kwargs: Any, model: Any) -> dict[str, Any]:
+    """Validate an adapter's ``reranker_kwargs`` where it enters, naming the bad key."""
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"reranker_kwargs must be a dict, got {type(kwargs).__name__}")
+    unknown = sorted(set(kwargs) - RERANKER_OPTIONS)
+    if unknown:
+        raise ValueError(f"reranker_kwargs: unknown option(s) {unknown}; allowed: {sorted(RERANKER_OPTIONS)}")
+    if kwargs and isinstance(model, MxbaiReranker):
+        raise ValueError("reranker_kwargs: model is an already loaded MxbaiReranker, so its options are fixed; "
+                         "pass the artifact path or hub id as model to set them here")
+    return dict(kwargs)
+
+
+def _key(model: Any, kwargs: dict[str, Any]) -> tuple[str | None, str]:
+    """What identifies a loaded reranker: the source (compared by value) and its options."""
+    source = None if model is None else os.fspath(model)
+    return source, json.dumps(kwargs, sort_keys=True, default=repr)
+
 
 class SharedReranker:
     """The ``MxbaiReranker`` behind an adapter: created on first use, then shared.
 
     Building a pipeline should not load a model, and every call, thread and (deep) copy of the
-    adapter should use the same ONNX session rather than load another. The source is compared by
-    value, so a deep copy's equal ``model`` keeps the session; a changed ``model`` loads anew.
+    adapter should use the same ONNX session rather than load another. Copies share this object,
+    and it holds one slot per (source, options): a copy whose ``model`` is equal keeps the
+    session, and a copy given another ``model`` gets a slot of its own instead of evicting (and
+    racing with) the original's. A slot is written once, under the lock, and read as one value,
+    so a thread can never get one model's reranker for another model.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._reranker: MxbaiReranker | None = None
-        self._source: Any = None
+        self._slots: dict[tuple[str | None, str], MxbaiReranker] = {}
 
-    def get(self, model: str | os.PathLike[str] | MxbaiReranker | None) -> MxbaiReranker:
+    def get(self, model: str | os.PathLike[str] | MxbaiReranker | None,
+            reranker_kwargs: dict[str, Any] | None = None) -> MxbaiReranker:
         if isinstance(model, MxbaiReranker):
             return model
-        reranker = self._reranker
-        if reranker is not None and self._source == model:
+        kwargs = reranker_kwargs or {}
+        key = _key(model, kwargs)
+        reranker = self._slots.get(key)
+        if reranker is not None:
             return reranker
         with self._lock:
-            if self._reranker is None or self._source != model:
-                self._reranker = MxbaiReranker(model)
-                self._source = model
-            return self._reranker
+            reranker = self._slots.get(key)
+            if reranker is None:
+                reranker = MxbaiReranker(model, **kwargs)
+                self._slots[key] = reranker
+            return reranker
 
-    def loaded(self, model: Any) -> MxbaiReranker | None:
+    def loaded(self, model: Any, reranker_kwargs: dict[str, Any] | None = None) -> MxbaiReranker | None:
         """The reranker for ``model`` if it is already loaded, else None (never loads)."""
         if isinstance(model, MxbaiReranker):
             return model
-        return self._reranker if self._reranker is not None and self._source == model else None
+        return self._slots.get(_key(model, reranker_kwargs or {}))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SharedReranker:
         return self

@@ -2,7 +2,8 @@
 
 The people typing these commands are using the library, not debugging it: a user mistake (a
 missing file, a bad JSON line, an unknown model, an empty input) ends in one line on stderr and
-exit status 2, never a traceback. A check that ran and failed (validation refused) exits 1.
+exit status 2, never a traceback. A check that ran and failed (validation refused) exits 1, and
+so does an internal error (one line; the traceback with -v), which is never reported as a usage error.
 
 This module belongs to the torch-free run-time package, so the build-time ``onnx_export`` package
 is imported only inside the commands that need it.
@@ -18,13 +19,14 @@ import logging
 import os
 import shutil
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from mxbai_integrations.artifact import Manifest, read_manifest, verify_files
+from mxbai_integrations.artifact import ArtifactError, Manifest, ValidationRecord, read_manifest, verify_files
 
 PROG = "mxbai-onnx"
 EXIT_OK = 0
@@ -215,38 +217,11 @@ def format_table(rows: Sequence[dict[str, Any]], width: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _validation_lines(validation: dict[str, Any]) -> list[str]:
-    if not validation:
+def _validation_lines(validation: ValidationRecord | None, *, cases: bool = True) -> list[str]:
+    """The record's own block: the verdict with the statistic that decided it, then the recorded drift."""
+    if validation is None:
         return ["validation    none recorded"]
-    if validation.get("skipped"):
-        return ["validation    skipped (exported with --no-validate); run `mxbai-onnx validate`"]
-    verdict = "passed" if validation.get("passed") else "FAILED"
-    tol = validation.get("tolerance", {})
-    diff_tol = f" (tolerance {tol['unpadded']:g} / {tol['padded']:g})" if "unpadded" in tol else ""
-    rho_tol = f" (>= {tol['spearman_min']:g} required)" if "spearman_min" in tol else ""
-    nan = float("nan")
-    lines = [
-        f"validation    {verdict} against {validation.get('reference', '?')} in "
-        f"{validation.get('reference_dtype', 'fp32')} at max_length {validation.get('max_length', '?')}",
-        f"              {validation.get('pairs', '?')} pairs, token ids equal: "
-        f"{'yes' if validation.get('token_ids_equal') else 'NO'}",
-        f"              max abs diff {validation.get('max_abs_diff_unpadded', nan):.3g} unpadded, "
-        f"{validation.get('max_abs_diff_padded', nan):.3g} padded{diff_tol}",
-        f"              Spearman min {validation.get('spearman_min', nan):.4f}{rho_tol}, "
-        f"top-1 agreement {validation.get('top1_agreement', nan):.0%}",
-    ]
-    cases = validation.get("cases") or []
-    if cases:
-        w = max(len("case"), *(len(str(c.get("case", ""))) for c in cases))
-        lines.append(f"  {'case':<{w}}  pairs  ids  max|diff| unpadded  padded    Spearman  top-1")
-        for c in cases:
-            lines.append(
-                f"  {c.get('case', ''):<{w}}  {c.get('pairs', 0):>5}  {'yes' if c.get('token_ids_equal') else 'NO':>3}"
-                f"  {c.get('max_abs_diff_unpadded', nan):>18.3g}  "
-                f"{c.get('max_abs_diff_padded', nan):<8.3g}  {c.get('spearman', nan):>8.4f}"
-                f"  {'yes' if c.get('top1_agrees') else 'NO':>5}"
-            )
-    return lines
+    return validation.lines(cases=cases)
 
 
 def _manifest_lines(directory: Path, manifest: Manifest) -> list[str]:
@@ -306,7 +281,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     manifest = read_manifest(out)
     size = sum(rec.bytes for rec in manifest.files.values())
     _write(f"wrote {out} ({manifest.family} {manifest.dtype}, {_human_bytes(size)})\n")
-    _write("\n".join(_validation_lines(manifest.validation)[:4]) + "\n")
+    _write("\n".join(_validation_lines(manifest.validation, cases=False)) + "\n")
     return EXIT_OK
 
 
@@ -377,10 +352,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     with _quiet_build_tools(args.verbose):
         record = validate_artifact(directory, manifest, source, revision=args.revision)
     if args.json:
-        _write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        _write(json.dumps(record.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
         _write("\n".join(_validation_lines(record)) + "\n")
-    return EXIT_OK if record.get("passed") else EXIT_FAILED
+    return EXIT_OK if record.passed else EXIT_FAILED
 
 
 def _cmd_rerank(args: argparse.Namespace) -> int:
@@ -636,6 +611,42 @@ def _silence_stdout() -> None:
         pass
 
 
+# OSErrors about the paths the user gave (our own checks raise these too); other OSErrors (a full
+# disk, a broken driver) are the environment's, not a usage mistake.
+_USER_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, IsADirectoryError)
+_OUR_PACKAGES = ("mxbai_integrations", "onnx_export")
+
+
+def _raised_in_our_code(exc: BaseException) -> bool:
+    """True when the innermost frame of ``exc``'s traceback is in this project's packages.
+
+    Our argument checks raise ValueError/TypeError where the input enters, naming the argument;
+    the same types raised inside numpy, onnxruntime or torch mean something broke, not that the
+    user typed something wrong.
+    """
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".")[0] in _OUR_PACKAGES
+
+
+def is_user_mistake(exc: BaseException) -> bool:
+    """Exit status 2 (usage) or 1 (internal): only mistakes in what the user gave get 2.
+
+    A usage error, a missing extra, a bad or corrupt artifact, an unavailable provider, a bad path,
+    or a ValueError/TypeError our own checks raised. Anything else, including a ValueError from
+    deep inside a library, is an internal error.
+    """
+    if isinstance(exc, (UsageError, ImportError, ArtifactError, *_USER_OS_ERRORS)):
+        return True
+    if isinstance(exc, (ValueError, TypeError)):
+        return _raised_in_our_code(exc)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mxbai-onnx`` console script; returns the exit status."""
     parser = build_parser()
@@ -650,8 +661,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as exc:  # --help, --version, and argparse's own usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    from mxbai_integrations.providers import ProviderError
-
     try:
         with _cli_logging(args.verbose), _one_line_warnings():
             return int(args.func(args))
@@ -659,15 +668,19 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`| head`): not an error worth a message; keep Python quiet at exit.
         _silence_stdout()
         return EXIT_FAILED
-    except ImportError as exc:
-        _error(exc)
-        return EXIT_USAGE
-    except (UsageError, ValueError, TypeError, OSError, ProviderError) as exc:
-        _error(exc)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         _write("\n", sys.stderr)
         return 130
+    except Exception as exc:
+        if is_user_mistake(exc):
+            _error(exc)
+            return EXIT_USAGE
+        # Our bug or the environment's, not the user's: say so in one line; -v adds the traceback.
+        hint = "" if args.verbose else " (rerun with -v for the traceback)"
+        _error(f"internal error: {type(exc).__name__}: {exc}{hint}")
+        if args.verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

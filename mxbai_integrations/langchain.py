@@ -23,9 +23,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         'mxbai_integrations.langchain needs langchain-core: pip install "mxbai-integrations[langchain]"'
     ) from exc
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_serializer
+from pydantic import ConfigDict, Field, PrivateAttr, field_serializer, model_validator
 
-from mxbai_integrations.adapters import SharedReranker, model_to_str, select
+from mxbai_integrations.adapters import SharedReranker, check_reranker_kwargs, model_to_str, select
 from mxbai_integrations.reranker import MxbaiReranker, check_query
 
 __all__ = ["MxbaiCompressor"]
@@ -54,8 +54,9 @@ class MxbaiCompressor(BaseDocumentCompressor):
 
     Serialisation (``model_dump``, ``model_dump_json``, pickle) writes ``model`` as a string: an
     artifact path or hub id as given, and a ``MxbaiReranker`` instance as its artifact directory
-    (``reranker.path``). Loading that back opens the same artifact with default run-time options;
-    an instance's own providers, dtype or batch size are not part of the dump.
+    (``reranker.path``). Loading that back opens the same artifact with the options in
+    ``reranker_kwargs``, which are part of the dump; a ready instance's own providers, dtype or
+    batch size are not, so set them through ``reranker_kwargs`` when the compressor is serialised.
 
     Args:
         model: artifact directory, hub id, or a ready ``MxbaiReranker`` (used as is). None reads
@@ -66,6 +67,15 @@ class MxbaiCompressor(BaseDocumentCompressor):
         instruction: v2 only: an instruction prepended to the query (a v1 model raises ValueError).
         normalize: v2 only: sigmoid-normalise scores into (0, 1); v1 scores are always probabilities.
         batch_size: rows per ONNX Runtime batch (None: the reranker's default).
+        reranker_kwargs: ``MxbaiReranker`` options (``providers``, ``dtype``, ``max_length``,
+            ``max_batch_tokens``, ``allow_fallback``, ...) used when the compressor loads ``model``;
+            serialised with it. Not allowed with a ready ``MxbaiReranker`` as ``model``.
+
+    Examples:
+        >>> compressor = MxbaiCompressor(model="mxbai-rerank-base-v2-onnx", top_n=2,
+        ...                              reranker_kwargs={"providers": ["CPUExecutionProvider"], "max_length": 1024})
+        >>> [d.metadata["relevance_score"] for d in compressor.compress_documents(docs, "query")]  # doctest: +SKIP
+        [3.91, 1.27]
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -76,8 +86,14 @@ class MxbaiCompressor(BaseDocumentCompressor):
     instruction: str | None = Field(default=None, strict=True)
     normalize: bool = False
     batch_size: int | None = Field(default=None, gt=0, strict=True)
+    reranker_kwargs: dict[str, Any] = Field(default_factory=dict)
 
     _shared: SharedReranker = PrivateAttr(default_factory=SharedReranker)
+
+    @model_validator(mode="after")
+    def _check_reranker_kwargs(self) -> MxbaiCompressor:
+        check_reranker_kwargs(self.reranker_kwargs, self.model)
+        return self
 
     @field_serializer("model")
     def _serialize_model(self, model: str | os.PathLike[str] | MxbaiReranker | None) -> str | None:
@@ -86,7 +102,7 @@ class MxbaiCompressor(BaseDocumentCompressor):
     @property
     def reranker(self) -> MxbaiReranker:
         """The shared ``MxbaiReranker``, created on first access (thread-safe: one session per compressor)."""
-        return self._shared.get(self.model)
+        return self._shared.get(self.model, self.reranker_kwargs)
 
     def _rerank(self, documents: list[Document], query: str) -> list[Document]:
         if not documents:

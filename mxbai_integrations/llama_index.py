@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 try:
-    from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_serializer
+    from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_serializer, model_validator
     from llama_index.core.callbacks import CBEventType, EventPayload
     from llama_index.core.instrumentation import get_dispatcher
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -25,7 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         'mxbai_integrations.llama_index needs llama-index-core: pip install "mxbai-integrations[llama-index]"'
     ) from exc
 
-from mxbai_integrations.adapters import SharedReranker, model_to_str, select
+from mxbai_integrations.adapters import SharedReranker, check_reranker_kwargs, model_to_str, select
 from mxbai_integrations.reranker import MxbaiReranker, check_query
 from mxbai_integrations.resolve import default_model
 
@@ -62,8 +62,8 @@ class MxbaiRerank(BaseNodePostprocessor):
     The reranker is loaded on first use (a PrivateAttr), then shared by calls, threads and
     ``copy.deepcopy`` copies. ``to_dict``/``to_json``/``model_dump``/pickle write ``model`` as a
     string: an artifact path or hub id as given, and a ``MxbaiReranker`` instance as its artifact
-    directory (``reranker.path``); reloading opens the same artifact with default run-time options.
-    ``from_dict``/``from_json`` restore it.
+    directory (``reranker.path``); reloading opens the same artifact with the options in
+    ``reranker_kwargs``, which are serialised too. ``from_dict``/``from_json`` restore it.
 
     Args:
         model: artifact directory, hub id, or a ready ``MxbaiReranker`` (used as is). None reads
@@ -76,6 +76,15 @@ class MxbaiRerank(BaseNodePostprocessor):
         batch_size: rows per ONNX Runtime batch (None: the reranker's default).
         metadata_mode: which metadata is scored along with the node text (as for embeddings).
         keep_retrieval_score: keep the retriever's score in the copied node's metadata.
+        reranker_kwargs: ``MxbaiReranker`` options (``providers``, ``dtype``, ``max_length``,
+            ``max_batch_tokens``, ``allow_fallback``, ...) used when ``model`` is loaded; serialised
+            with the postprocessor. Not allowed with a ready ``MxbaiReranker`` as ``model``.
+
+    Examples:
+        >>> rerank = MxbaiRerank(model="mxbai-rerank-base-v2-onnx", top_n=2,
+        ...                      reranker_kwargs={"providers": ["CPUExecutionProvider"], "max_length": 1024})
+        >>> [n.score for n in rerank.postprocess_nodes(nodes, query_str="query")]  # doctest: +SKIP
+        [3.91, 1.27]
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -92,8 +101,16 @@ class MxbaiRerank(BaseNodePostprocessor):
     batch_size: int | None = Field(default=None, gt=0, strict=True, description="Rows per ONNX Runtime batch.")
     metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Metadata scored with the text.")
     keep_retrieval_score: bool = Field(default=False, description="Keep the retriever's score in metadata.")
+    reranker_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="MxbaiReranker options (providers, dtype, max_length, ...)."
+    )
 
     _shared: SharedReranker = PrivateAttr(default_factory=SharedReranker)
+
+    @model_validator(mode="after")
+    def _check_reranker_kwargs(self) -> MxbaiRerank:
+        check_reranker_kwargs(self.reranker_kwargs, self.model)
+        return self
 
     @classmethod
     def class_name(cls) -> str:
@@ -106,12 +123,12 @@ class MxbaiRerank(BaseNodePostprocessor):
     @property
     def reranker(self) -> MxbaiReranker:
         """The shared ``MxbaiReranker``, created on first access (thread-safe: one session per postprocessor)."""
-        return self._shared.get(self.model)
+        return self._shared.get(self.model, self.reranker_kwargs)
 
     def _model_name(self) -> str:
         if isinstance(self.model, MxbaiReranker):
             return self.model.model_id
-        loaded = self._shared.loaded(self.model)
+        loaded = self._shared.loaded(self.model, self.reranker_kwargs)
         if loaded is not None:
             return loaded.model_id
         return default_model() if self.model is None else os.fspath(self.model)

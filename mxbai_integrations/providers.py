@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mxbai_integrations.batching import padded_length
+
 logger = logging.getLogger(__name__)
 
 TRT = "TensorrtExecutionProvider"
@@ -25,8 +27,12 @@ AUTO_ORDER = (TRT, CUDA, CPU)
 ProviderSpec = str | tuple[str, dict[str, Any]]
 
 
-class ProviderError(RuntimeError):
-    """A requested execution provider is not available or did not attach to the session."""
+class ProviderError(RuntimeError, ValueError):
+    """A requested execution provider is not available or did not attach to the session.
+
+    Also a ``ValueError``: asking for a provider this onnxruntime build lacks is a configuration
+    mistake, and callers that catch bad arguments as ``ValueError`` should catch it too.
+    """
 
 
 def provider_name(spec: ProviderSpec) -> str:
@@ -66,18 +72,26 @@ def resolve_providers(
 
 
 def with_default_options(
-    providers: Sequence[ProviderSpec], *, cache_dir: Path, artifact_key: str, batch_size: int, max_length: int
+    providers: Sequence[ProviderSpec], *, cache_dir: Path, artifact_key: str, batch_size: int, max_length: int,
+    artifact_dtype: str,
 ) -> list[ProviderSpec]:
-    """Fill in TensorRT options the caller did not set: fp16, engine/timing caches, shape profiles."""
+    """Fill in TensorRT options the caller did not set: precision, engine/timing caches, shape profiles.
+
+    TensorRT runs in fp16 only for fp16 artifacts: an fp32 artifact was validated in fp32 (to 1e-4),
+    and silently running it in half precision would serve scores nobody validated. A caller who
+    wants that passes ``trt_fp16_enable=True``. The profile's longest sequence is ``max_length``
+    rounded up to the padding multiple, since batches are padded to a multiple of 8.
+    """
     out: list[ProviderSpec] = []
     for spec in providers:
         name = provider_name(spec)
         user = {} if isinstance(spec, str) else dict(spec[1])
         if name == TRT:
             engine_dir = cache_dir / "trt" / artifact_key
+            max_length = padded_length(max_length)
             opt_len = min(512, max_length)
             defaults = {
-                "trt_fp16_enable": True,
+                "trt_fp16_enable": artifact_dtype == "fp16",
                 "trt_engine_cache_enable": True,
                 "trt_engine_cache_path": str(engine_dir),
                 "trt_timing_cache_enable": True,
@@ -95,6 +109,30 @@ def with_default_options(
         else:
             out.append(name)
     return out
+
+
+def trt_max_batch(providers: Sequence[ProviderSpec]) -> int | None:
+    """The most rows per batch the TensorRT profile allows (from ``trt_profile_max_shapes``), if set.
+
+    The engine is built for that profile; a larger batch would fail or rebuild the engine, so the
+    reranker clamps every batch to it, whatever ``batch_size`` a call or an adapter asks for.
+    """
+    for spec in providers:
+        if provider_name(spec) != TRT or isinstance(spec, str):
+            continue
+        shapes = spec[1].get("trt_profile_max_shapes")
+        if not shapes:
+            return None
+        batches = []
+        for part in str(shapes).split(","):
+            _, _, dims = part.strip().rpartition(":")
+            try:
+                batches.append(int(dims.split("x")[0]))
+            except ValueError:
+                raise ValueError(f"providers: TensorRT option trt_profile_max_shapes {shapes!r} is not "
+                                 "'name:BATCHxLENGTH,...'") from None
+        return min(batches) if batches else None
+    return None
 
 
 def check_attached(requested: Sequence[ProviderSpec], attached: Sequence[str], *, allow_fallback: bool,

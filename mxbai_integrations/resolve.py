@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from mxbai_integrations.artifact import MANIFEST_NAME
+from mxbai_integrations.artifact import MANIFEST_NAME, ArtifactError, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,26 @@ def _cache_key(model: str, local: Path | None) -> str:
     return model.replace("/", "--")
 
 
+def _checked_cached(target: Path, model: str) -> Path:
+    """A cached artifact is served only if its validation did not fail.
+
+    A first-use export that the reference refused is still written (its record is the evidence),
+    and ``ExportError`` said so; serving it on the next call with only a warning would hand out
+    scores known to be wrong. An artifact directory given explicitly by path is the caller's
+    choice and still loads (with a warning).
+    """
+    manifest = read_manifest(target)
+    if manifest.failed_validation:
+        assert manifest.validation is not None
+        raise ArtifactError(
+            f"model: the cached artifact for {model!r} at {str(target)!r} failed validation at export "
+            f"({str(target / MANIFEST_NAME)!r}: {manifest.validation.summary()}). It is not served from the cache; "
+            f"delete {str(target)!r} to export it again on next use, or pass that directory as model to load "
+            "it anyway."
+        )
+    return target
+
+
 def resolve_artifact(
     model: str | os.PathLike[str] | None, *, dtype: str, cache_dir: str | os.PathLike[str] | None = None
 ) -> Path:
@@ -66,7 +86,7 @@ def resolve_artifact(
     checkpoint = local if local.is_dir() else None
     target = cache_root(cache_dir) / _cache_key(text, checkpoint) / dtype
     if (target / MANIFEST_NAME).is_file():
-        return target
+        return _checked_cached(target, text)
     try:
         from onnx_export import export_model
     except ImportError as exc:

@@ -266,10 +266,12 @@ def export_model(
             manifest.created_with["quantization"] = str(quantization)
         if validate:
             bar.set_postfix_str("validate")
+            from dataclasses import replace
+
             from onnx_export.validate import validate_artifact
 
             record = validate_artifact(staging, manifest, source, revision=revision)
-            manifest.validation.update(record)
+            manifest = replace(manifest, validation=record)
             bar.update()
         bar.set_postfix_str("write")
         write_manifest(staging, manifest)
@@ -282,9 +284,11 @@ def export_model(
         bar.close()
     if validate and not manifest.valid:
         v = manifest.validation
+        assert v is not None
+        # The statistics the verdict was judged by (pooled Spearman for fp16/int8), and why it failed.
         raise ExportError(
-            f"validation against {v['reference']} failed for {out}: token ids equal={v['token_ids_equal']}, "
-            f"max abs diff unpadded={v['max_abs_diff_unpadded']:.3g} padded={v['max_abs_diff_padded']:.3g}, "
-            f"Spearman min={v['spearman_min']:.4f}; the artifact is written but marked invalid"
+            f"validation against {v.reference} failed for {out}: {v.verdict_text()}; failed because "
+            f"{'; '.join(v.failures) or 'see the record'}; the artifact is written but marked invalid "
+            f"(`mxbai-onnx info {out}`)"
         )
     return out

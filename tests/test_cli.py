@@ -267,7 +267,7 @@ def test_info_summary_and_json(v2_artifact: Path, capsys: pytest.CaptureFixture[
     code, out, err = run_main(capsys, "info", str(v2_artifact), "--json", )
     assert code == 0, err
     data = json.loads(out)
-    assert data["family"] == "v2" and data["validation"] == read_manifest(v2_artifact).validation
+    assert data["family"] == "v2" and data["validation"] == read_manifest(v2_artifact).validation.to_dict()
 
 
 def test_info_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -114,7 +114,7 @@ def test_v2_manifest_prompt_segments_equal_reference(v2_artifact, v2_reference):
     assert manifest.score.token_ids == {"1": v2_reference.yes_loc, "0": v2_reference.no_loc}
     assert manifest.score.activation == "identity" and manifest.score.normalize_shift == 6.0
     assert manifest.max_length == 8192 and manifest.pad_token_id == 151643
-    assert manifest.valid and manifest.validation["reference"].startswith("mxbai-rerank 0.1.6")
+    assert manifest.valid and manifest.validation.reference.startswith("mxbai-rerank 0.1.6")
 
 
 @pytest.mark.parametrize("max_length", [64, 8192])
@@ -170,8 +170,8 @@ def test_reduced_precision_artifacts_rank_like_fp32(family, dtype, request, expo
     manifest = read_manifest(artifact)
     assert manifest.dtype == dtype and manifest.valid
     v = manifest.validation
-    assert v["token_ids_equal"] and v["top1_agreement"] == 1.0
-    assert 0 < v["max_abs_diff_unpadded"] < 0.5  # drift is recorded, and it is a real (non-zero) drift
+    assert v.token_ids_equal and v.top1_agreement == 1.0 and v.decided_by == "spearman_pooled"
+    assert 0 < v.max_abs_diff_unpadded < 0.5  # drift is recorded, and it is a real (non-zero) drift
     if dtype == "int8":
         assert "quantization" in manifest.created_with
     encoder_args = (_tokenizer(artifact), manifest.max_length)

@@ -39,11 +39,13 @@ def test_explicit_missing_provider_names_it_and_the_extra():
 
 def test_tensorrt_defaults_and_user_overrides(tmp_path):
     specs = prov.with_default_options([(prov.TRT, {"trt_fp16_enable": False}), prov.CUDA, prov.CPU],
-                                      cache_dir=tmp_path, artifact_key="abc123", batch_size=16, max_length=8271)
+                                      cache_dir=tmp_path, artifact_key="abc123", batch_size=16, max_length=8271,
+                                      artifact_dtype="fp16")
     name, opts = specs[0]
     assert name == prov.TRT and opts["trt_fp16_enable"] is False
     assert opts["trt_engine_cache_enable"] and opts["trt_engine_cache_path"] == str(tmp_path / "trt" / "abc123")
-    assert opts["trt_profile_max_shapes"] == "input_ids:16x8271,attention_mask:16x8271"
+    # batches are padded to a multiple of 8, so the longest row of 8271 tokens is fed as 8272
+    assert opts["trt_profile_max_shapes"] == "input_ids:16x8272,attention_mask:16x8272"
     assert opts["trt_profile_opt_shapes"] == "input_ids:16x512,attention_mask:16x512"
     assert (tmp_path / "trt" / "abc123").is_dir()
     assert specs[1:] == [prov.CUDA, prov.CPU]
