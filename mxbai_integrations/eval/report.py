@@ -230,7 +230,7 @@ class EvalReport:
             lines += ["", "agreement between rerankers (same candidates, mean over queries)"]
             width = max(len(f"{x.a} vs {x.b}") for x in self.agreement)
             for x in self.agreement:
-                rho = "n/a" if x.spearman is None else f"{x.spearman:.4f}"
+                rho = "    n/a" if x.spearman is None else f"{x.spearman:7.4f}"
                 overlap = "n/a" if x.top10_overlap is None else f"{x.top10_overlap:.3f}"
                 lines.append(f"  {f'{x.a} vs {x.b}':<{width}}  Spearman {rho}  top-10 overlap {overlap}")
         notes = []

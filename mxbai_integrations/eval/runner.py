@@ -54,7 +54,9 @@ def _model_names(models: Sequence[ModelSpec], names: Sequence[str] | None, taken
         return list(names)
     out: list[str] = []
     for model in models:
-        base = model.path.name if isinstance(model, MxbaiReranker) else Path(model).expanduser().resolve().name
+        # abspath, not resolve(): a symlink keeps the name the user typed.
+        path = model.path if isinstance(model, MxbaiReranker) else Path(os.path.abspath(Path(model).expanduser()))
+        base = path.name
         name, n = base or "model", 2
         while name in out or name == taken:
             name, n = f"{base}-{n}", n + 1
