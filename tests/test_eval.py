@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -376,7 +377,7 @@ def assert_one_line_error(err: str, *fragments: str) -> None:
 
 
 def test_cli_eval_bad_input_one_line_exit_2(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    model = str(tmp_path / "not-loaded")  # data are checked before any model is loaded
+    model = str(tmp_path)  # a directory, never loaded: the data are checked before any model is loaded
     corpus = data_dir / "corpus.jsonl"
     lines = corpus.read_text(encoding="utf-8").splitlines()
     corpus.write_text("\n".join([*lines[:6], "{not json", *lines[7:]]) + "\n", encoding="utf-8")
@@ -397,6 +398,12 @@ def test_cli_eval_bad_input_one_line_exit_2(data_dir: Path, tmp_path: Path, caps
 
     assert cli.main(["eval", model, "--data", str(good), "--plot", str(tmp_path / "x.gif"), "-q"]) == 2
     assert_one_line_error(capsys.readouterr().err, "--plot", ".png")
+
+    started = time.perf_counter()
+    missing = str(tmp_path / "no-such-artifact")
+    assert cli.main(["eval", missing, "--data", str(good), "-q"]) == 2
+    assert_one_line_error(capsys.readouterr().err, f"model: {missing!r} does not exist")
+    assert time.perf_counter() - started < 5  # before BM25 and ranx
 
     assert cli.main(["eval", model, "--data", str(good), "--depth", "0"]) == 2
     assert "expected a positive integer" in capsys.readouterr().err

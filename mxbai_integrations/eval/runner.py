@@ -24,6 +24,7 @@ from mxbai_integrations.eval.metrics import (
 )
 from mxbai_integrations.eval.report import Agreement, DatasetSummary, EvalReport, ModelInfo, RunResult
 from mxbai_integrations.reranker import MxbaiReranker
+from mxbai_integrations.resolve import _looks_like_path
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,11 @@ def evaluate(
     for i, model in enumerate(models):
         if not isinstance(model, (MxbaiReranker, str, os.PathLike)):
             raise TypeError(f"models[{i}] must be an MxbaiReranker or an artifact path, got {type(model).__name__}")
+        # A mistyped path fails now, not after BM25 and ranx's warm-up; hub ids are left to the reranker.
+        if not isinstance(model, MxbaiReranker):
+            text = os.fspath(model)
+            if not Path(text).expanduser().is_dir() and (isinstance(model, os.PathLike) or _looks_like_path(text)):
+                raise FileNotFoundError(f"model: {text!r} does not exist (expected an artifact directory or a hub id)")
     _check_positive("depth", depth, allow_none=False)
     _check_positive("limit_queries", limit_queries, allow_none=True)
     _check_positive("batch_size", batch_size, allow_none=True)
