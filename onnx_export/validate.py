@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mxbai_integrations.artifact import CaseRecord, Manifest, Tolerances, ValidationRecord
+from mxbai_integrations.artifact import CaseRecord, DecidedBy, Manifest, Tolerances, ValidationRecord
 from mxbai_integrations.reranker import MxbaiReranker, NonFiniteScoreError
 
 TOL_UNPADDED = 1e-4
@@ -105,9 +105,15 @@ class LibraryReference:
         else:
             from mxbai_rerank import MxbaiRerankV2
 
+            from onnx_export.reference_compat import SHIM_NOTE, ensure_prepare_for_model
+
             self.name = f"mxbai-rerank {importlib.metadata.version('mxbai-rerank')} MxbaiRerankV2"
             self.model = MxbaiRerankV2(source, device="cpu", torch_dtype=torch.float32, max_length=max_length, **kw)
             self.tokenizer = self.model.tokenizer
+            if ensure_prepare_for_model(self.tokenizer):
+                # transformers 5: the reference's own prompt, tokenization, padding and forward, with the
+                # one tokenizer method transformers 5 removed put back (see reference_compat.py).
+                self.name += f" on transformers {importlib.metadata.version('transformers')}; {SHIM_NOTE}"
 
     def ids(self, case: Case) -> list[list[int]]:
         if self.family == "v1":
@@ -278,6 +284,7 @@ def _verdict(manifest: Manifest, cases: list[CaseRecord], pooled_ours: list[np.n
     top1 = sum(c.top1_agrees for c in cases) / len(cases)
 
     failures = []
+    decided_by: DecidedBy
     if failed_ids:
         failures.append(f"token ids differ from the reference in {', '.join(failed_ids)}")
     if ours_bad:
@@ -316,7 +323,7 @@ def _verdict(manifest: Manifest, cases: list[CaseRecord], pooled_ours: list[np.n
         spearman_min=spearman_min,
         spearman_pooled=pooled,
         top1_agreement=top1,
-        decided_by=decided_by,  # type: ignore[arg-type]
+        decided_by=decided_by,
         tolerance=tolerance,
         failures=failures,
         cases=cases,
