@@ -138,7 +138,7 @@ class EvalReport:
         >>> report = evaluate(["./base-v2-fp32", "./base-v2-int8"], "my-data")  # doctest: +SKIP
         >>> report.run("base-v2-int8").metrics["ndcg@10"]  # doctest: +SKIP
         0.6612
-        >>> EvalReport.from_json(report.to_json()) == report  # doctest: +SKIP
+        >>> EvalReport.from_json(report.to_json(include_runs=True)) == report  # doctest: +SKIP
         True
     """
 
