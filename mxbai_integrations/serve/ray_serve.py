@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +41,10 @@ from mxbai_integrations.serve.batcher import BatchOptions, BatchStats, ScoreJob,
 __all__ = ["RerankDeployment", "app_builder", "build_app", "run_ray_server"]
 
 DEFAULT_BATCH = BatchOptions()
+
+
+def _exit_on_signal(signum: int, _: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 class _RayBatchEngine:
@@ -144,10 +150,16 @@ def app_builder(args: dict[str, str]) -> Application:
 
 
 def run_ray_server(app: Application, *, host: str = "127.0.0.1", port: int = 8000, address: str | None = None) -> None:
-    """Start Ray (or join ``address``), serve ``app`` over HTTP on host:port, and block until interrupted."""
+    """Start Ray (or join ``address``), serve ``app`` over HTTP on host:port, and block until interrupted.
+
+    SIGTERM (as well as Ctrl-C) ends it through ``serve.shutdown()``, which lets replicas finish the
+    requests they hold (``graceful_shutdown_timeout_s``) before Ray stops.
+    """
     import ray
 
     ray.init(address=address, include_dashboard=False, ignore_reinit_error=True)
+    if threading.current_thread() is threading.main_thread():  # after ray.init, which installs its own
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         serve.start(http_options={"host": host, "port": port})
         serve.run(app, blocking=True, route_prefix="/")
