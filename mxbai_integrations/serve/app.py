@@ -343,7 +343,7 @@ def create_app(
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
         field = "body" if first.get("type") == "json_invalid" else _field_name(first.get("loc", ("body",)))
-        message = f"{field}: {first.get('msg', 'invalid value')}"
+        message = f"{field}: {str(first.get('msg', 'invalid value')).removeprefix('Value error, ')}"
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more)"
         return _error_response(422, "validation", message, field, metrics)
