@@ -252,6 +252,42 @@ def test_without_batching_each_request_runs_alone(v1):
     assert "mxbai_rerank_batch_requests_sum 6.0" in metrics
 
 
+def test_batcher_gathers_queued_requests_within_its_caps(v1_artifact, v1):
+    """While the model is busy, requests queue; the next passes take them up to the request and document caps."""
+    from mxbai_integrations.serve.batcher import CrossRequestBatcher, ScoreJob
+
+    held = HeldReranker(v1_artifact)
+    queries = [f"{QUERY} {i}" for i in range(8)]
+    jobs = [ScoreJob(rows=held.encode(q, DOCS[:4])) for q in queries]  # 4 documents each
+    passes: list[tuple[int, int]] = []
+
+    async def scenario(options: BatchOptions) -> list[list[float]]:
+        batcher = CrossRequestBatcher(held, options, on_batch=lambda st: passes.append((st.requests, st.documents)))
+        await batcher.start()
+        held.hold()
+        first = asyncio.ensure_future(batcher.submit(jobs[0]))
+        await asyncio.to_thread(held.entered.wait, 30)
+        rest = [asyncio.ensure_future(batcher.submit(job)) for job in jobs[1:]]
+        await asyncio.sleep(0.05)
+        assert batcher.queue_depth == len(jobs) - 1
+        held.release()
+        results = await asyncio.gather(first, *rest)
+        await batcher.close()
+        return results
+
+    cases = [  # (options, (requests, documents) per model pass); the first pass is the held request alone
+        (BatchOptions(max_wait_ms=0, max_batch_requests=3), [(1, 4), (3, 12), (3, 12), (1, 4)]),
+        (BatchOptions(max_wait_ms=0, max_batch_documents=10), [(1, 4), (2, 8), (2, 8), (2, 8), (1, 4)]),
+    ]
+    for options, expected in cases:
+        passes.clear()
+        results = asyncio.run(scenario(options))
+        assert passes == expected
+        for query, scores in zip(queries, results, strict=True):
+            alone = v1.score(query, DOCS[:4])
+            np.testing.assert_allclose(scores, alone, atol=1e-5, rtol=0)  # v1: padding moves scores ~1e-6
+
+
 def _wait_for(predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -389,9 +425,23 @@ def test_cli_serve_missing_model_is_one_line_exit_2(tmp_path):
     assert proc.stderr.startswith("mxbai-onnx: error:") and proc.stderr.count("\n") == 1
 
 
-def test_import_without_the_extra_names_it():
-    code = ("import sys; sys.modules['fastapi'] = None\n"
-            "try:\n    import mxbai_integrations.serve\nexcept ImportError as e:\n    print(e)\n")
+@pytest.mark.parametrize(("hidden", "module", "extra"), [
+    ("fastapi", "mxbai_integrations.serve", "mxbai-integrations[serve]"),
+    ("prometheus_client", "mxbai_integrations.serve", "mxbai-integrations[serve]"),
+    ("ray", "mxbai_integrations.serve.ray_serve", "mxbai-integrations[ray"),
+    ("ray", "mxbai_integrations.serve.ray_data", "mxbai-integrations[ray"),
+])
+def test_import_without_the_extra_names_it(hidden, module, extra):
+    code = (f"import sys; sys.modules[{hidden!r}] = None\n"
+            f"try:\n    import {module}\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"}).stdout
-    assert 'pip install "mxbai-integrations[serve]"' in out
+    assert f'pip install "{extra}' in out
+
+
+def test_serving_never_imports_torch():
+    code = ("import sys, mxbai_integrations.serve, mxbai_integrations.serve.ray_serve, "
+            "mxbai_integrations.serve.ray_data\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'optimum', 'onnx_export') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "[]", out.stderr

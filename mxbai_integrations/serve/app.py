@@ -182,7 +182,10 @@ class _Guard:
 
         try:
             if scope["method"] in ("POST", "PUT", "PATCH"):
-                body, too_large = await self._read_body(scope, receive)
+                body, too_large, gone = await self._read_body(scope, receive)
+                if gone:  # the client left before sending its body: nobody to answer
+                    status = 499
+                    return
                 if too_large:
                     response = _error_response(413, "too_large", f"body: the request body is over "
                                                f"{self.max_body_bytes} bytes", "body", self.metrics)
@@ -196,7 +199,8 @@ class _Guard:
                 self.metrics.requests.labels(endpoint=endpoint, status=str(status)).inc()
                 self.metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - started)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, bool]:
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, bool, bool]:
+        """(body, over the limit, client disconnected)."""
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
         chunks: list[bytes] = []
@@ -207,7 +211,7 @@ class _Guard:
         while size <= drain_cap:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                return b"", too_large, True
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
@@ -216,7 +220,7 @@ class _Guard:
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks), too_large
+        return b"".join(chunks), too_large, False
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
