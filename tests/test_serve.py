@@ -198,6 +198,25 @@ def test_bad_request_is_a_json_error_naming_the_field_and_the_server_still_answe
         assert _ranked(good.json()["results"]) == [(r.index, r.score) for r in v1.rank(QUERY, short)]
 
 
+def test_a_failed_model_pass_fails_its_requests_not_the_worker(v1_artifact, v1):
+    class FailsOnce(MxbaiReranker):
+        failed = False
+
+        def raw_scores(self, rows, *, batch_size=None):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("simulated onnxruntime failure")
+            return super().raw_scores(rows, batch_size=batch_size)
+
+    with TestClient(create_app(FailsOnce(v1_artifact)), raise_server_exceptions=False) as client:
+        broken = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
+        assert broken.status_code == 500 and broken.json()["error_type"] == "internal"
+        after = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
+        assert after.status_code == 200
+        assert _ranked(after.json()["results"]) == [(r.index, r.score) for r in v1.rank(QUERY, DOCS)]
+        assert 'mxbai_rerank_errors_total{kind="internal"} 1.0' in client.get("/metrics").text
+
+
 def test_limits_are_checked_when_configured():
     with pytest.raises(ValueError, match="max_documents"):
         ServeLimits(max_documents=0)
