@@ -269,11 +269,13 @@ def create_app(
 
     Examples:
         >>> from fastapi.testclient import TestClient
+        >>> from mxbai_integrations import MxbaiReranker
         >>> from mxbai_integrations.serve import create_app
-        >>> with TestClient(create_app("./mxbai-rerank-xsmall-v1-onnx")) as client:  # doctest: +SKIP
+        >>> app = create_app(MxbaiReranker("./mxbai-rerank-xsmall-v1-onnx"))  # doctest: +SKIP
+        >>> with TestClient(app) as client:  # doctest: +SKIP
         ...     client.post("/v2/rerank", json={"query": "capital of France?", "top_n": 1,
         ...                                     "documents": ["Paris is the capital.", "Berlin."]}).json()
-        {'id': '…', 'results': [{'index': 0, 'relevance_score': 0.93, 'document': None}],
+        {'id': '…', 'results': [{'index': 0, 'relevance_score': 0.93}],
          'meta': {'api_version': {'version': '2'}, 'billed_units': {'search_units': 1}},
          'model': 'mixedbread-ai/mxbai-rerank-xsmall-v1', 'usage': {'total_tokens': 21}}
     """
