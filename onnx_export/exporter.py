@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
 V1_ARCHITECTURES = {"DebertaV2ForSequenceClassification"}
 V2_ARCHITECTURES = {"Qwen2ForCausalLM"}
+EXPORTERS = ("auto", "optimum", "torch")
 
 
 class ExportError(RuntimeError):
@@ -89,7 +90,8 @@ def _load_tokenizer(source: str, revision: str | None) -> Any:
 
 def _versions() -> dict[str, str]:
     out = {}
-    for name in ("mxbai-integrations", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime"):
+    for name in ("mxbai-integrations", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxscript",
+                 "onnxruntime"):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -97,30 +99,80 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _export_graph(family: str, source: str, work: Path, *, fp16: bool, opset: int, revision: str | None,
-                  yes_no: tuple[int, int] | None) -> Path:
-    """Optimum export of the score graph into ``work``; returns the model.onnx path."""
+def exporter_available(name: str) -> bool:
+    """Whether the ``optimum`` exporter can run here (installed, and transformers within its pin)."""
+    if name == "torch":
+        return True
+    try:
+        import optimum.exporters.onnx  # noqa: F401
+    except Exception:  # optimum-onnx fails to import on transformers it does not support
+        return False
+    return True
+
+
+def resolve_exporter(exporter: str) -> str:
+    """``auto`` -> Optimum where its transformers pin allows, else torch's own (dynamo) exporter."""
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    if exporter == "auto":
+        return "optimum" if exporter_available("optimum") else "torch"
+    if not exporter_available(exporter):
+        raise ImportError("exporter 'optimum' needs optimum-onnx, which caps transformers below 4.58: "
+                          "pip install 'mxbai-integrations[export-optimum]', or use exporter='torch'")
+    return exporter
+
+
+def _load_score_model(family: str, source: str, *, fp16: bool, revision: str | None,
+                      yes_no: tuple[int, int] | None, fused_attention: bool) -> Any:
+    """The checkpoint with its forward replaced by the score head (heads.py)."""
     import torch
-    from optimum.exporters.onnx import onnx_export_from_model
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from onnx_export.heads import v1_score_forward, v2_score_forward
-    from onnx_export.onnx_configs import V1ScoreOnnxConfig, V2ScoreOnnxConfig
 
     dtype = torch.float16 if fp16 else torch.float32
-    float_dtype = "fp16" if fp16 else "fp32"
     if family == "v1":
         model = AutoModelForSequenceClassification.from_pretrained(source, revision=revision, dtype=dtype).eval()
         v1_score_forward(model)
+        return model
+    assert yes_no is not None
+    if fused_attention:
+        from onnx_export import attention
+
+        attention.register()
+        implementation = attention.ATTN_IMPLEMENTATION
+    else:
+        implementation = "eager"  # the traced [batch, heads, L, L] attention, kept for comparisons
+    model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=dtype,
+                                                 attn_implementation=implementation).eval()
+    v2_score_forward(model, *yes_no, fused_attention=fused_attention)
+    return model
+
+
+def _export_graph(family: str, source: str, work: Path, *, fp16: bool, opset: int, revision: str | None,
+                  yes_no: tuple[int, int] | None, exporter: str, fused_attention: bool, pad_token_id: int) -> Path:
+    """Export the score graph into ``work`` with the chosen exporter; returns the model.onnx path."""
+    import torch
+
+    model = _load_score_model(family, source, fp16=fp16, revision=revision, yes_no=yes_no,
+                              fused_attention=fused_attention)
+    if exporter == "torch":
+        from onnx_export.torch_exporter import export_with_torch
+
+        path = export_with_torch(model, work / MODEL_NAME, opset=opset, fused_attention=fused_attention and
+                                 family == "v2", pad_token_id=pad_token_id, atol=5e-2 if fp16 else 1e-4)
+        del model
+        return path
+
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    from onnx_export.onnx_configs import V1ScoreOnnxConfig, V2ScoreOnnxConfig
+
+    float_dtype = "fp16" if fp16 else "fp32"
+    if family == "v1":
         cfg = V1ScoreOnnxConfig(model.config, task="text-classification", float_dtype=float_dtype)
         post_process = True
     else:
-        assert yes_no is not None
-        # Eager attention keeps the softmax in float32 inside fp16 graphs.
-        model = AutoModelForCausalLM.from_pretrained(
-            source, revision=revision, dtype=dtype, attn_implementation="eager"
-        ).eval()
-        v2_score_forward(model, *yes_no)
         cfg = V2ScoreOnnxConfig(model.config, task="text-classification", float_dtype=float_dtype,
                                 use_past=False, use_past_in_inputs=False)
         # Optimum's tied-weight dedup breaks over 2 GB, and this head does not use the tied matrix.
@@ -163,6 +215,8 @@ def export_model(
     revision: str | None = None,
     normalize_shift: float | None = None,
     progress: bool = True,
+    exporter: str = "auto",
+    fused_attention: bool = True,
 ) -> Path:
     """Export a Hugging Face checkpoint (hub id or local directory) to an mxbai ONNX artifact.
 
@@ -174,6 +228,11 @@ def export_model(
         max_length: default sequence budget recorded in the manifest (v1: the tokenizer's, v2: 8192).
         validate: compare against the reference library; an fp32 artifact outside tolerance is refused.
         normalize_shift: v2 only, override the sigmoid shift used by ``normalize=True``.
+        exporter: ``optimum`` (TorchScript through Optimum, transformers < 4.58), ``torch``
+            (``torch.onnx.export(dynamo=True)``, any transformers) or ``auto`` (Optimum when it can run).
+        fused_attention: v2 only. True (default): attention is ONNX Runtime's GroupQueryAttention, memory
+            linear in the length, rows right-padded. False: the traced eager attention ([L, L] per layer),
+            kept only to measure against.
 
     Returns:
         The artifact directory.
@@ -184,6 +243,7 @@ def export_model(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    exporter = resolve_exporter(exporter)
     if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
         raise ValueError(f"max_length must be a positive int, got {max_length!r}")
     source = os.fspath(source)
@@ -238,7 +298,8 @@ def export_model(
         with tempfile.TemporaryDirectory(prefix="optimum-", dir=staging.parent) as work_dir:
             work = Path(work_dir)
             graph = _export_graph(family, source, work, fp16=dtype == "fp16", opset=opset, revision=revision,
-                                  yes_no=yes_no)
+                                  yes_no=yes_no, exporter=exporter, fused_attention=fused_attention,
+                                  pad_token_id=pad_id)
             bar.update()
             quantization = None
             if dtype == "int8":
@@ -257,9 +318,12 @@ def export_model(
             source={"model_id": source if not local.exists() else local.name, "path": source if local.exists()
                     else None, "revision": revision, "architecture": (config.architectures or [None])[0],
                     "model_type": config.model_type, "hidden_size": config.hidden_size,
-                    "num_hidden_layers": config.num_hidden_layers},
+                    "num_hidden_layers": config.num_hidden_layers,
+                    "max_position_embeddings": config.max_position_embeddings},
             opset=opset, max_length=int(length), pad_token_id=pad_id, padding_side="right", score=score,
-            files=files, prompt=prompt, created_with=_versions(),
+            files=files, prompt=prompt, created_with={
+                **_versions(), "exporter": exporter,
+                "attention": ("GroupQueryAttention" if fused_attention else "eager") if family == "v2" else "eager"},
             validation={"skipped": True, "passed": False} if not validate else {},
         )
         if quantization:

@@ -105,9 +105,15 @@ class LibraryReference:
         else:
             from mxbai_rerank import MxbaiRerankV2
 
+            from onnx_export.reference_compat import SHIM_NOTE, ensure_prepare_for_model
+
             self.name = f"mxbai-rerank {importlib.metadata.version('mxbai-rerank')} MxbaiRerankV2"
             self.model = MxbaiRerankV2(source, device="cpu", torch_dtype=torch.float32, max_length=max_length, **kw)
             self.tokenizer = self.model.tokenizer
+            if ensure_prepare_for_model(self.tokenizer):
+                # transformers 5: the reference's own prompt, tokenization, padding and forward, with the
+                # one tokenizer method transformers 5 removed put back (see reference_compat.py).
+                self.name += f" on transformers {importlib.metadata.version('transformers')}; {SHIM_NOTE}"
 
     def ids(self, case: Case) -> list[list[int]]:
         if self.family == "v1":
