@@ -128,12 +128,14 @@ def _load_score_model(family: str, source: str, *, fp16: bool, revision: str | N
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from onnx_export import deberta_patches
     from onnx_export.heads import v1_score_forward, v2_score_forward
 
     dtype = torch.float16 if fp16 else torch.float32
     if family == "v1":
         model = AutoModelForSequenceClassification.from_pretrained(source, revision=revision, dtype=dtype).eval()
         v1_score_forward(model)
+        deberta_patches.apply(model)  # leaner attention graph (deberta_patches.py)
         return model
     assert yes_no is not None
     if fused_attention:

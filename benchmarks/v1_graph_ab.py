@@ -1,0 +1,213 @@
+"""A/B of the v1 (DeBERTa) graph: transformers' attention as traced vs onnx_export/deberta_patches.py.
+
+Both artifacts are exported from the same code (the patch switched off for "old" with
+``deberta_patches.disabled()``), then ``MxbaiReranker.rank`` runs on the same documents in one
+process, old and new alternating call by call, so machine load hits both alike. Prints the
+median times, their ratio, the largest score difference between the two graphs and an
+onnxruntime per-op profile of one rank() call of each.
+
+    python benchmarks/v1_graph_ab.py --shape xsmall-v1 --docs 100 --repeats 3 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+for _p in (REPO_ROOT, BENCH_DIR):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from make_model import make_model  # noqa: E402
+from rerank_bench import make_inputs  # noqa: E402
+
+ARMS = ("old", "new")
+
+
+@dataclass
+class OpTime:
+    op: str
+    seconds: float
+    share: float
+    calls: int
+
+
+@dataclass
+class ArmResult:
+    arm: str
+    latencies_s: list[float]
+    profile_kernel_s: float = 0.0
+    ops: list[OpTime] = field(default_factory=list)
+    graph_ops: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.latencies_s)
+
+
+def export_arm(checkpoint: Path, out: Path, arm: str, *, exporter: str, validate: bool) -> Path:
+    """Export ``checkpoint`` with (new) or without (old) the DeBERTa attention patch."""
+    import contextlib
+
+    from onnx_export import deberta_patches
+    from onnx_export.exporter import export_model
+
+    ctx = deberta_patches.disabled() if arm == "old" else contextlib.nullcontext()
+    with ctx:
+        return export_model(checkpoint, out, force=True, validate=validate, progress=False, exporter=exporter)
+
+
+def graph_op_counts(artifact: Path) -> dict[str, int]:
+    import collections
+
+    import onnx
+
+    model = onnx.load(str(artifact / "model.onnx"), load_external_data=False)
+    return dict(collections.Counter(n.op_type for n in model.graph.node).most_common())
+
+
+def profile_arm(artifact: Path, query: str, docs: list[str], threads: int,
+                batch_size: int) -> tuple[float, list[OpTime]]:
+    """Per-op kernel time of one rank() call (after a warm-up call), from onnxruntime's profiler."""
+    import onnxruntime as ort
+
+    from mxbai_integrations import MxbaiReranker
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.intra_op_num_threads = threads
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tmp) / "ab")
+        reranker = MxbaiReranker(artifact, providers=["CPUExecutionProvider"], batch_size=batch_size,
+                                 session_options=so, verify=False)
+        reranker.rank(query, docs, return_documents=False)
+        reranker.rank(query, docs, return_documents=False)
+        trace = Path(reranker.session.end_profiling())
+        events = json.loads(trace.read_text())
+    by_op: dict[str, list[float]] = {}
+    for event in events:
+        if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time"):
+            acc = by_op.setdefault(event.get("args", {}).get("op_name", "?"), [0.0, 0])
+            acc[0] += event.get("dur", 0)
+            acc[1] += 1
+    total = sum(v[0] for v in by_op.values())
+    # Both calls are in the trace (same batches); halve for one call.
+    ops = sorted((OpTime(op, us / 2e6, us / total if total else 0.0, int(n) // 2) for op, (us, n) in by_op.items()),
+                 key=lambda o: -o.seconds)
+    return total / 2e6, ops
+
+
+def time_ab(artifacts: dict[str, Path], query: str, docs: list[str], *, threads: int, batch_size: int,
+            repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Alternate old/new rank() calls (one warm-up each); returns latencies and scores per arm."""
+    from mxbai_integrations import MxbaiReranker
+
+    rerankers = {arm: MxbaiReranker(path, providers=["CPUExecutionProvider"], batch_size=batch_size,
+                                    intra_op_num_threads=threads, verify=False) for arm, path in artifacts.items()}
+    scores: dict[str, list[float]] = {}
+    for arm, reranker in rerankers.items():
+        results = reranker.rank(query, docs, return_documents=False)
+        by_index = {r.index: r.score for r in results}
+        scores[arm] = [by_index[i] for i in range(len(docs))]
+    latencies: dict[str, list[float]] = {arm: [] for arm in rerankers}
+    for rep in range(repeats):
+        order = ARMS if rep % 2 == 0 else ARMS[::-1]
+        for arm in order:
+            t0 = time.perf_counter()
+            rerankers[arm].rank(query, docs, return_documents=False)
+            latencies[arm].append(time.perf_counter() - t0)
+            print(f"  repeat {rep + 1} {arm}: {latencies[arm][-1]:.3f} s", flush=True)
+    return latencies, scores
+
+
+def markdown(results: dict[str, ArmResult], max_diff: float, top: int) -> str:
+    old, new = results["old"], results["new"]
+    lines = [
+        "| graph | median s | runs (s) | profile kernel s |",
+        "|---|---:|---|---:|",
+    ]
+    for r in (old, new):
+        lines.append(f"| {r.arm} | {r.median_s:.3f} | {', '.join(f'{x:.3f}' for x in r.latencies_s)} | "
+                     f"{r.profile_kernel_s:.3f} |")
+    lines += ["", f"ratio old/new (median): {old.median_s / new.median_s:.3f}x; "
+              f"max |score old - score new| = {max_diff:.3g}", ""]
+    names = [o.op for o in old.ops[:top]] + [o.op for o in new.ops[:top] if o.op not in {p.op for p in old.ops[:top]}]
+    o_by, n_by = {o.op: o for o in old.ops}, {o.op: o for o in new.ops}
+    lines += ["| op | old s | old share | old calls | new s | new share | new calls |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    def cell(x: OpTime | None) -> str:
+        return f"{x.seconds:.3f} | {x.share:.1%} | {x.calls}" if x else "- | - | 0"
+
+    for name in names:
+        lines.append(f"| {name} | {cell(o_by.get(name))} | {cell(n_by.get(name))} |")
+    graph = sorted(set(old.graph_ops) | set(new.graph_ops), key=lambda k: -old.graph_ops.get(k, 0))
+    interesting = [k for k in graph if old.graph_ops.get(k, 0) != new.graph_ops.get(k, 0)]
+    lines += ["", "ONNX nodes that changed (old -> new): " + ", ".join(
+        f"{k} {old.graph_ops.get(k, 0)}->{new.graph_ops.get(k, 0)}" for k in interesting)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shape", default="xsmall-v1", help="a -v1 shape of benchmarks/make_model.py")
+    p.add_argument("--layers", type=int, default=None, help="cut depth (say so with the numbers)")
+    p.add_argument("--docs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--exporter", default="auto", choices=("auto", "optimum", "torch"))
+    p.add_argument("--validate", action="store_true", help="validate both exports against CrossEncoder")
+    p.add_argument("--reuse", action="store_true", help="reuse artifacts exported by an earlier run")
+    p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--top", type=int, default=10, help="ops per arm in the profile table")
+    p.add_argument("--workdir", type=Path, default=BENCH_DIR / "out" / "v1_graph_ab")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    if not args.shape.endswith("-v1"):
+        p.error(f"--shape: the A/B is for v1 (DeBERTa) shapes, got {args.shape!r}")
+
+    checkpoint = make_model(args.shape, layers=args.layers)
+    artifacts: dict[str, Path] = {}
+    for arm in ARMS:
+        out = args.workdir / f"{checkpoint.name}-{args.exporter}-{arm}"
+        if not (args.reuse and (out / "model.onnx").is_file()):
+            t0 = time.perf_counter()
+            export_arm(checkpoint, out, arm, exporter=args.exporter, validate=args.validate)
+            print(f"exported {arm} -> {out} [{time.perf_counter() - t0:.0f}s]", flush=True)
+        artifacts[arm] = out
+
+    query, docs, counts = make_inputs(artifacts["new"] / "tokenizer.json", args.docs, args.seed)
+    print(f"{args.shape}{f' L{args.layers}' if args.layers else ''}: {len(docs)} docs, {sum(counts)} doc tokens, "
+          f"threads {args.threads}, batch_size {args.batch_size}, exporter {args.exporter}", flush=True)
+    latencies, scores = time_ab(artifacts, query, docs, threads=args.threads, batch_size=args.batch_size,
+                                repeats=args.repeats)
+    max_diff = max(abs(a - b) for a, b in zip(scores["old"], scores["new"], strict=True))
+    results = {arm: ArmResult(arm, latencies[arm], graph_ops=graph_op_counts(artifacts[arm])) for arm in ARMS}
+    if not args.no_profile:
+        for arm in ARMS:
+            results[arm].profile_kernel_s, results[arm].ops = profile_arm(
+                artifacts[arm], query, docs, args.threads, args.batch_size)
+    print()
+    print(markdown(results, max_diff, args.top))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "args": {k: str(v) for k, v in vars(args).items()}, "max_abs_score_diff": max_diff,
+            "ratio_old_over_new": results["old"].median_s / results["new"].median_s,
+            "arms": {arm: {**asdict(r), "median_s": r.median_s} for arm, r in results.items()},
+        }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
