@@ -510,7 +510,7 @@ def child_export(spec: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     out = export_model(spec["checkpoint"], spec["artifact"], dtype=spec["dtype"], validate=spec["validate"],
-                       force=True, progress=False)
+                       force=True, progress=False, fused_attention=spec.get("fused_attention", True))
     manifest = json.loads((Path(out) / "mxbai_onnx.json").read_text())
     return {"export_s": time.perf_counter() - t0, "validation": manifest.get("validation", {}),
             "created_with": manifest.get("created_with", {})}
@@ -631,7 +631,7 @@ def _artifact_ok(artifact: Path, checkpoint: Path, dtype: str, validate: bool) -
     if not manifest_path.is_file() or not stamp.is_file():
         return False
     data, st = json.loads(manifest_path.read_text()), json.loads(stamp.read_text())
-    return (data.get("dtype") == dtype and st == _artifact_stamp(checkpoint)
+    return (data.get("dtype") == dtype.split("-")[0] and st == _artifact_stamp(checkpoint)
             and (not validate or not data.get("validation", {}).get("skipped", False)))
 
 
@@ -643,9 +643,11 @@ def _export_all(checkpoint: Path, dtypes: Sequence[str], workdir: Path, *, valid
         info: dict[str, Any] = {"path": str(artifact), "reused": True}
         if rebuild or not _artifact_ok(artifact, checkpoint, dtype, validate):
             _log(f"export {dtype} -> {artifact}")
+            # "fp32-eager": the v2 graph before fused attention (traced eager attention), for before/after rows.
             info = {"path": str(artifact), "reused": False, **run_child(
-                "export", {"checkpoint": str(checkpoint), "artifact": str(artifact), "dtype": dtype,
-                           "validate": validate}, threads=threads, tmp=tmp)}
+                "export", {"checkpoint": str(checkpoint), "artifact": str(artifact), "dtype": dtype.split("-")[0],
+                           "validate": validate, "fused_attention": not dtype.endswith("-eager")},
+                threads=threads, tmp=tmp)}
             (artifact.parent / f"{artifact.name}.bench.json").write_text(json.dumps(_artifact_stamp(checkpoint)))
         manifest = json.loads((artifact / "mxbai_onnx.json").read_text())
         info["validated"] = not manifest.get("validation", {}).get("skipped", False)
@@ -821,6 +823,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backends", default=None,
                    help="comma list of row names to run (e.g. onnx-fp32,torch-CrossEncoder-fp32); default all")
     p.add_argument("--no-batching", action="store_true", help="skip the token-budget vs fixed-size rows")
+    p.add_argument("--eager-row", action="store_true",
+                   help="v2: add onnx-fp32-eager, the graph with traced eager attention (before fused attention)")
     p.add_argument("--max-batch-tokens", type=int, default=None,
                    help="token budget for the onnx rows (default: MxbaiReranker's own default)")
     p.add_argument("--sweep-budgets", type=lambda v: [int(x) for x in v.split(",")], default=[],
@@ -872,6 +876,10 @@ def main(argv: list[str] | None = None) -> int:
         refs = [r["name"] for r in rows if r["kind"] == "reference"]
         primary = refs[0]  # speed and memory ratios: CrossEncoder (v1) / MxbaiRerankV2 (v2), fp16 on cuda
         drift_ref = next(n for n in refs if n.endswith("-fp32"))  # drift is always against torch fp32
+    if args.eager_row and fam == "v2":
+        dtypes = [*dtypes, "fp32-eager"]
+        rows.insert(len(dtypes) - 1, {"name": "onnx-fp32-eager", "kind": "onnx", "dtype": "fp32-eager",
+                                      "batching": "budget", "variant": True})
     if args.backends is not None:
         wanted = {b.strip() for b in args.backends.split(",")}
         unknown = wanted - {r["name"] for r in rows}

@@ -380,6 +380,11 @@ class Manifest:
             padding_side = data["padding_side"]
             if padding_side not in PADDING_SIDES:
                 raise ArtifactError(f"manifest padding_side must be one of {PADDING_SIDES}, got {padding_side!r}")
+            created_with = dict(data.get("created_with", {}))
+            if created_with.get("attention") == "GroupQueryAttention" and padding_side != "right":
+                # Causal GroupQueryAttention with per-row lengths is exact only for right-padded rows.
+                raise ArtifactError(f"manifest padding_side must be 'right' for a GroupQueryAttention graph, "
+                                    f"got {padding_side!r}")
             files = data["files"]
             if not isinstance(files, dict):
                 raise ArtifactError(f"manifest files must be an object, got {type(files).__name__}")
@@ -408,7 +413,7 @@ class Manifest:
                 outputs=list(outputs),
                 prompt=prompt,
                 validation=ValidationRecord.from_dict(data.get("validation") or {}),
-                created_with=dict(data.get("created_with", {})),
+                created_with=created_with,
                 format_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:

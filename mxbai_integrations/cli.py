@@ -34,7 +34,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXPORT_INSTALL = 'pip install "mxbai-integrations[export]"'
 # Top-level modules the `export` extra provides; checked before any work so a missing one is one line.
-EXPORT_MODULES = ("torch", "transformers", "optimum", "onnx")
+EXPORT_MODULES = ("torch", "transformers", "onnx", "onnxscript")
 REFERENCE_MODULES = {"v1": ("sentence_transformers",), "v2": ("mxbai_rerank",)}
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -273,7 +273,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             out = export_model(
                 args.source, args.out_dir, dtype=args.dtype, max_length=args.max_length, opset=args.opset,
                 validate=not args.no_validate, force=args.force, revision=args.revision,
-                normalize_shift=args.normalize_shift, progress=not args.quiet,
+                normalize_shift=args.normalize_shift, progress=not args.quiet, exporter=args.exporter,
             )
     except ExportError as exc:
         _error(exc)
@@ -444,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default=None, help="hub revision of SOURCE")
     p.add_argument("--normalize-shift", type=float, default=None, metavar="X",
                    help="v2 only: the shift in sigmoid(score - X) used by --normalize")
+    p.add_argument("--exporter", choices=("auto", "optimum", "torch"), default="auto",
+                   help="torch: torch.onnx.export(dynamo=True), any transformers; optimum: Optimum's exporter "
+                        "(extra export-optimum, transformers < 4.58); auto (default): optimum when installed")
     p.add_argument("--no-validate", action="store_true", help="skip the parity check against the reference")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT_DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

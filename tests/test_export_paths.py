@@ -107,6 +107,21 @@ def test_v2_right_padding_does_not_move_a_score(v2_export: Path) -> None:
     assert np.abs(a - b).max() <= 1e-4
 
 
+def test_left_padding_on_a_fused_graph_is_refused(v2_export: Path, tmp_path: Path) -> None:
+    """A manifest that says 'left' for a GroupQueryAttention graph would give wrong scores: refuse it."""
+    import json
+    import shutil
+
+    from mxbai_integrations.artifact import ArtifactError
+
+    art = Path(shutil.copytree(v2_export, tmp_path / "art"))
+    manifest = json.loads((art / "mxbai_onnx.json").read_text())
+    manifest["padding_side"] = "left"
+    (art / "mxbai_onnx.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="padding_side must be 'right' for a GroupQueryAttention graph"):
+        MxbaiReranker(art)
+
+
 @pytest.mark.parametrize("exporter", ["optimum", "torch"])
 def test_v1_export_matches_cross_encoder(exporter: str, v1_checkpoint: Path, tmp_path: Path) -> None:
     from sentence_transformers import CrossEncoder
@@ -148,3 +163,11 @@ def test_unknown_exporter_is_refused(v2_checkpoint: Path, tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="exporter must be one of"):
         export_model(v2_checkpoint, tmp_path / "x", exporter="tflite", progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_export_with_the_torch_exporter(v1_checkpoint: Path, tmp_path: Path) -> None:
+    from mxbai_integrations.cli import main
+
+    assert main(["export", str(v1_checkpoint), str(tmp_path / "a"), "--exporter", "torch", "-q"]) == 0
+    manifest = read_manifest(tmp_path / "a")
+    assert manifest.created_with["exporter"] == "torch" and manifest.valid
