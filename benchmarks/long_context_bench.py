@@ -190,28 +190,33 @@ def format_table(rows: list[Measurement], backends: list[str]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[Measurement], path: Path, title: str) -> None:
+def plot(runs: list[tuple[str, list[Measurement]]], path: Path) -> None:
+    """Peak RSS against length, one panel per run; a red x where a backend was stopped at the memory limit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for backend in BACKENDS:
-        pts = sorted((r.length, r.peak_rss_gb) for r in rows if r.backend == backend and r.status == "ok")
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=backend)
-        stopped = [r.length for r in rows if r.backend == backend and r.status.startswith(">")]
-        if stopped:
-            ax.scatter(stopped, [ax.get_ylim()[1]] * len(stopped), marker="x", color="red")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("document length (tokens)")
-    ax.set_ylabel("peak RSS of the process (GB)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, len(runs), figsize=(6.0 * len(runs), 4.0), squeeze=False)
+    for ax, (title, rows) in zip(axes[0], runs, strict=True):
+        for backend in BACKENDS:
+            pts = sorted((r.length, r.peak_rss_gb) for r in rows if r.backend == backend and r.status == "ok")
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=backend)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("document length (max_length, tokens)")
+        ax.set_ylabel("peak RSS of the process (GB)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _load_run(path: Path) -> tuple[str, list[Measurement]]:
+    data = json.loads(path.read_text())
+    title = f"{data['shape']} shape, {data['layers']} layers, fp32, {data['threads']} threads"
+    return title, [Measurement(**row) for row in data["rows"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "out")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--plot-from", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="only draw --plot from earlier --json files (one panel each)")
     parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
@@ -239,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.child_out).write_text(json.dumps(data))
         return 0
 
+    if args.plot_from:
+        plot([_load_run(p) for p in args.plot_from], args.plot or BENCH_DIR / "long_context.png")
+        return 0
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
@@ -274,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "loadavg_start": loadavg, "loadavg_end": list(os.getloadavg()),
                                          "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
     if args.plot:
-        plot(rows, args.plot, title)
+        plot([(title, rows)], args.plot)
     return 0
 
 
