@@ -16,9 +16,14 @@ run time pads right), so every real query token only sees real key tokens under 
 padded positions compute values nobody reads (the score head reads the last real token). GQA also gets
 ``seqlens_k`` (real length - 1 per row) so its kernel can skip the padded keys.
 
-Example:
-    >>> model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=ATTN_IMPLEMENTATION)
-    ... # after ``register()``; the score head passes ``seqlens_k`` / ``total_sequence_length`` as kwargs
+Example (what ``exporter._load_score_model`` does for v2):
+
+    >>> from onnx_export import attention
+    >>> from onnx_export.heads import v2_score_forward
+    >>> attention.register()
+    >>> model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attention.ATTN_IMPLEMENTATION)
+    >>> v2_score_forward(model, yes_id, no_id)   # passes seqlens_k / total_sequence_length to every layer
+    >>> model(input_ids=ids, attention_mask=mask)["score"]   # torch: SDPA; exported: GroupQueryAttention
 """
 
 from __future__ import annotations
