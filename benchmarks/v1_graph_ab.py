@@ -53,7 +53,7 @@ class ArmResult:
         return statistics.median(self.latencies_s)
 
 
-def export_arm(checkpoint: Path, out: Path, arm: str, *, exporter: str, validate: bool) -> Path:
+def export_arm(checkpoint: Path, out: Path, arm: str, *, exporter: str, validate: bool, dtype: str) -> Path:
     """Export ``checkpoint`` with (new) or without (old) the DeBERTa attention patch."""
     import contextlib
 
@@ -62,7 +62,8 @@ def export_arm(checkpoint: Path, out: Path, arm: str, *, exporter: str, validate
 
     ctx = deberta_patches.disabled() if arm == "old" else contextlib.nullcontext()
     with ctx:
-        return export_model(checkpoint, out, force=True, validate=validate, progress=False, exporter=exporter)
+        return export_model(checkpoint, out, dtype=dtype, force=True, validate=validate, progress=False,
+                            exporter=exporter)
 
 
 def graph_op_counts(artifact: Path) -> dict[str, int]:
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--exporter", default="auto", choices=("auto", "optimum", "torch"))
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "int8"), help="int8 is quantized from each fp32 graph")
     p.add_argument("--validate", action="store_true", help="validate both exports against CrossEncoder")
     p.add_argument("--reuse", action="store_true", help="reuse artifacts exported by an earlier run")
     p.add_argument("--no-profile", action="store_true")
@@ -179,16 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = make_model(args.shape, layers=args.layers)
     artifacts: dict[str, Path] = {}
     for arm in ARMS:
-        out = args.workdir / f"{checkpoint.name}-{args.exporter}-{arm}"
+        out = args.workdir / f"{checkpoint.name}-{args.exporter}-{args.dtype}-{arm}"
         if not (args.reuse and (out / "model.onnx").is_file()):
             t0 = time.perf_counter()
-            export_arm(checkpoint, out, arm, exporter=args.exporter, validate=args.validate)
+            export_arm(checkpoint, out, arm, exporter=args.exporter, validate=args.validate, dtype=args.dtype)
             print(f"exported {arm} -> {out} [{time.perf_counter() - t0:.0f}s]", flush=True)
         artifacts[arm] = out
 
     query, docs, counts = make_inputs(artifacts["new"] / "tokenizer.json", args.docs, args.seed)
     print(f"{args.shape}{f' L{args.layers}' if args.layers else ''}: {len(docs)} docs, {sum(counts)} doc tokens, "
-          f"threads {args.threads}, batch_size {args.batch_size}, exporter {args.exporter}", flush=True)
+          f"{args.dtype}, threads {args.threads}, batch_size {args.batch_size}, exporter {args.exporter}", flush=True)
     latencies, scores = time_ab(artifacts, query, docs, threads=args.threads, batch_size=args.batch_size,
                                 repeats=args.repeats)
     max_diff = max(abs(a - b) for a, b in zip(scores["old"], scores["new"], strict=True))
