@@ -418,6 +418,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- parser
 
 
+def _add_reranker_options(p: argparse.ArgumentParser) -> None:
+    """The MxbaiReranker options `rerank` and `serve` share: one definition, one help text."""
+    p.add_argument("--providers", default="auto",
+                   help="'auto' (TensorRT -> CUDA -> CPU) or a comma-separated list: cpu, cuda, tensorrt")
+    p.add_argument("--allow-fallback", action="store_true",
+                   help="run on the CPU with a warning when a requested GPU provider does not attach")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default=None,
+                   help="for a hub id: which artifact to export/load (default fp16 on GPU, fp32 on CPU)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="pairs per batch (default 32)")
+    p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
+                   help="token budget per pair (default: the artifact's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed so documentation and tests can inspect it)."""
     try:
@@ -468,15 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read one document per line, even when a line starts with '{'")
     p.set_defaults(format="auto")
     p.add_argument("--json", action="store_true", help="print a JSON list of {index, score, document}")
-    p.add_argument("--providers", default="auto",
-                   help="'auto' (TensorRT -> CUDA -> CPU) or a comma-separated list: cpu, cuda, tensorrt")
-    p.add_argument("--allow-fallback", action="store_true",
-                   help="run on the CPU with a warning when a requested GPU provider does not attach")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default=None,
-                   help="for a hub id: which artifact to export/load (default fp16 on GPU, fp32 on CPU)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="pairs per batch (default 32)")
-    p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
-                   help="token budget per pair (default: the artifact's)")
+    _add_reranker_options(p)
     p.set_defaults(func=_cmd_rerank)
 
     p = sub.add_parser("serve", help="serve the Cohere / TEI rerank HTTP API (extra `serve`)",
@@ -487,15 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="artifact directory, or a hub id / checkpoint exported on first use")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=_positive_int, default=8000, metavar="N", help="port (default 8000)")
-    p.add_argument("--providers", default="auto",
-                   help="'auto' (TensorRT -> CUDA -> CPU) or a comma-separated list: cpu, cuda, tensorrt")
-    p.add_argument("--allow-fallback", action="store_true",
-                   help="run on the CPU with a warning when a requested GPU provider does not attach")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default=None,
-                   help="for a hub id: which artifact to export/load (default fp16 on GPU, fp32 on CPU)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="pairs per batch (default 32)")
-    p.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
-                   help="token budget per pair (default: the artifact's)")
+    _add_reranker_options(p)
     p.add_argument("--max-wait-ms", type=float, default=5.0, metavar="MS",
                    help="how long the first request waits for others to batch with (default 5)")
     p.add_argument("--max-batch-requests", type=_positive_int, default=64, metavar="N",
