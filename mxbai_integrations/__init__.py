@@ -7,17 +7,31 @@
 
 from __future__ import annotations
 
-from mxbai_integrations.artifact import ArtifactError, ValidationRecord
-from mxbai_integrations.providers import ProviderError
-from mxbai_integrations.reranker import MxbaiReranker, NonFiniteScoreError, RankResult
+from mxbai_integrations.errors import (
+    ArgumentError,
+    ArtifactError,
+    MissingExtraError,
+    ModelNotFoundError,
+    MxbaiError,
+    NonFiniteScoreError,
+    ProviderError,
+)
+from mxbai_integrations.options import RerankerOptions
+from mxbai_integrations.reranker import MxbaiReranker, RankResult
+from mxbai_integrations.validation_record import ValidationRecord
 
 __version__ = "0.1.0"
 __all__ = [
+    "ArgumentError",
     "ArtifactError",
+    "MissingExtraError",
+    "ModelNotFoundError",
+    "MxbaiError",
     "MxbaiReranker",
     "NonFiniteScoreError",
     "ProviderError",
     "RankResult",
+    "RerankerOptions",
     "ValidationRecord",
     "__version__",
 ]

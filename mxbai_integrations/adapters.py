@@ -7,26 +7,21 @@ import os
 import threading
 from typing import Any
 
+from mxbai_integrations.errors import ArgumentError
+from mxbai_integrations.options import RerankerOptions
 from mxbai_integrations.reranker import MxbaiReranker, RankResult
-
-# MxbaiReranker options an adapter may set through ``reranker_kwargs``: the ones that survive
-# serialisation (``session_options`` is an onnxruntime object; pass a built MxbaiReranker for that).
-RERANKER_OPTIONS = frozenset({
-    "providers", "dtype", "batch_size", "max_length", "max_batch_tokens", "allow_fallback", "cache_dir",
-    "intra_op_num_threads", "verify",
-})
 
 
 def check_reranker_kwargs(kwargs: Any, model: Any) -> dict[str, Any]:
-    """Validate an adapter's ``reranker_kwargs`` where it enters, naming the bad key."""
-    if not isinstance(kwargs, dict):
-        raise TypeError(f"reranker_kwargs must be a dict, got {type(kwargs).__name__}")
-    unknown = sorted(set(kwargs) - RERANKER_OPTIONS)
-    if unknown:
-        raise ValueError(f"reranker_kwargs: unknown option(s) {unknown}; allowed: {sorted(RERANKER_OPTIONS)}")
+    """Validate an adapter's ``reranker_kwargs`` where it enters, naming the bad key or value.
+
+    They are ``RerankerOptions`` fields (the ones that survive serialisation: ``session_options``
+    is an onnxruntime object, so pass a built MxbaiReranker for that), checked by that record.
+    """
+    RerankerOptions.from_dict(kwargs, where="reranker_kwargs")
     if kwargs and isinstance(model, MxbaiReranker):
-        raise ValueError("reranker_kwargs: model is an already loaded MxbaiReranker, so its options are fixed; "
-                         "pass the artifact path or hub id as model to set them here")
+        raise ArgumentError("reranker_kwargs: model is an already loaded MxbaiReranker, so its options are fixed; "
+                            "pass the artifact path or hub id as model to set them here")
     return dict(kwargs)
 
 

@@ -3,6 +3,16 @@
 The exporter writes this manifest and the run time reads it; nothing else passes between them.
 Everything the run time needs (prompt token ids, budgets, score normalisation, checksums) lives
 here, so serving needs neither transformers nor network access.
+
+A manifest is data from wherever the artifact came from, so every field is checked when it is
+read (type, choice, range, and agreement between fields), and what it claims about the graph
+(family, attention, padding) is checked against the graph itself (:func:`check_graph`); anything
+that does not hold is one :class:`ArtifactError` naming the field, never a wrong score.
+
+Examples:
+    >>> manifest = read_manifest("mxbai-rerank-base-v2-onnx")  # doctest: +SKIP
+    >>> manifest.family, manifest.dtype, manifest.source.model_id  # doctest: +SKIP
+    ('v2', 'fp32', 'mixedbread-ai/mxbai-rerank-base-v2')
 """
 
 from __future__ import annotations
@@ -10,9 +20,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+import os
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
+
+from mxbai_integrations.errors import ArtifactError, ArtifactFileMissingError, ModelNotFoundError
+from mxbai_integrations.graph import graph_ops
+from mxbai_integrations.validation_record import CaseRecord, DecidedBy, Tolerances, ValidationRecord
+
+__all__ = [
+    "CPU_DTYPES", "DTYPES", "FAMILIES", "FORMAT_VERSION", "MANIFEST_NAME", "MODEL_NAME", "TOKENIZER_NAME",
+    "ArtifactError", "CaseRecord", "DecidedBy", "FileRecord", "Manifest", "PromptSpec", "ScoreSpec", "SourceInfo",
+    "Tolerances", "ValidationRecord", "check_file_name", "check_graph", "file_record", "graph_family",
+    "is_artifact_dir", "read_manifest", "sha256_file", "verify_files", "write_manifest",
+]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "mxbai_onnx.json"
@@ -21,17 +46,103 @@ EXTERNAL_DATA_NAME = "model.onnx.data"
 TOKENIZER_NAME = "tokenizer.json"
 
 Family = Literal["v1", "v2"]
-DType = Literal["fp32", "fp16", "int8"]
+DType = Literal["fp32", "fp16", "int8", "int4"]
 FAMILIES = ("v1", "v2")
-DTYPES = ("fp32", "fp16", "int8")
+DTYPES = ("fp32", "fp16", "int8", "int4")
+# Reduced-precision CPU graphs: "auto" never offers them to a GPU provider.
+CPU_DTYPES = ("int8", "int4")
 PADDING_SIDES = ("left", "right")
-# What decided a validation verdict: fp32 by score differences, fp16/int8 by the pooled rank agreement.
-# "spearman_min" only appears in manifests written before the pooled statistic was introduced.
-DecidedBy = Literal["max_abs_diff", "spearman_pooled", "spearman_min"]
+ACTIVATIONS = {"v1": "sigmoid", "v2": "identity"}
+GQA_OP = ("com.microsoft", "GroupQueryAttention")
+# Bounds that no real model comes near; past them a value is a typo or tampering.
+_MAX_TOKENS = 1 << 20
+_MAX_TOKEN_ID = (1 << 31) - 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class ArtifactError(ValueError):
-    """An artifact directory is missing, corrupt, or written by an unknown format version."""
+# -- field checks --------------------------------------------------------------------------------------
+def _fail(where: str, what: str, value: Any) -> ArtifactError:
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    return ArtifactError(f"manifest {where} must be {what}, got {shown}")
+
+
+def _int(value: Any, where: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _fail(where, f"an integer in [{lo}, {hi}]", value)
+    return value
+
+
+def _opt_int(value: Any, where: str, lo: int, hi: int) -> int | None:
+    return None if value is None else _int(value, where, lo, hi)
+
+
+def _str(value: Any, where: str, *, empty: bool = True) -> str:
+    if not isinstance(value, str) or (not empty and not value):
+        raise _fail(where, "a string" if empty else "a non-empty string", value)
+    return value
+
+
+def _opt_str(value: Any, where: str) -> str | None:
+    return None if value is None else _str(value, where)
+
+
+def _choice(value: Any, where: str, choices: tuple[str, ...]) -> Any:
+    if not isinstance(value, str) or value not in choices:
+        raise _fail(where, f"one of {choices}", value)
+    return value
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "an object", value)
+    return dict(value)
+
+
+def _ids(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list):
+        raise _fail(where, "a list of token ids", value)
+    return [_int(v, f"{where}[{i}]", 0, _MAX_TOKEN_ID) for i, v in enumerate(value)]
+
+
+def _template(value: Any, where: str, name: str) -> str:
+    """A prompt template with exactly one plain ``{name}`` field (no attribute access or format spec)."""
+    text = _str(value, where)
+    try:
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text) if f is not None]
+    except ValueError:
+        raise _fail(where, f"a template with one '{{{name}}}' field", value) from None
+    if parsed != [(name, "", None)]:
+        raise _fail(where, f"a template with exactly one plain '{{{name}}}' field", value)
+    return text
+
+
+# -- records -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where the artifact came from: the checkpoint and the shape the exporter read from its config."""
+
+    model_id: str | None = None
+    path: str | None = None
+    revision: str | None = None
+    architecture: str | None = None
+    model_type: str | None = None
+    hidden_size: int | None = None
+    num_hidden_layers: int | None = None
+    max_position_embeddings: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SourceInfo:
+        data = _obj(data, "source")
+        ints = {"hidden_size", "num_hidden_layers", "max_position_embeddings"}
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            values[f.name] = (_opt_int(value, f"source.{f.name}", 1, _MAX_TOKENS) if f.name in ints
+                              else _opt_str(value, f"source.{f.name}"))
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -61,6 +172,37 @@ class PromptSpec:
         """Tokens the fixed template adds around every (query, document) pair."""
         return len(self.prefix_ids) + len(self.task_ids) + len(self.suffix_ids) + len(self.sep_ids)
 
+    @classmethod
+    def from_dict(cls, data: Any) -> PromptSpec:
+        data = _obj(data, "prompt")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ArtifactError(f"manifest prompt has unknown field(s) {unknown}")
+        spec = cls(
+            prefix_ids=_ids(data.get("prefix_ids"), "prompt.prefix_ids"),
+            sep_ids=_ids(data.get("sep_ids"), "prompt.sep_ids"),
+            task_ids=_ids(data.get("task_ids"), "prompt.task_ids"),
+            suffix_ids=_ids(data.get("suffix_ids"), "prompt.suffix_ids"),
+            sep=_str(data.get("sep", "\n"), "prompt.sep"),
+            query_template=_template(data.get("query_template", cls.query_template), "prompt.query_template",
+                                     "query"),
+            instruction_template=_template(data.get("instruction_template", cls.instruction_template),
+                                           "prompt.instruction_template", "instruction"),
+            document_template=_template(data.get("document_template", cls.document_template),
+                                        "prompt.document_template", "document"),
+            query_budget_num=_int(data.get("query_budget_num", 3), "prompt.query_budget_num", 1, 1000),
+            query_budget_den=_int(data.get("query_budget_den", 4), "prompt.query_budget_den", 1, 1000),
+            model_max_length=_int(data.get("model_max_length", 32768), "prompt.model_max_length", 1, _MAX_TOKENS),
+        )
+        if spec.query_budget_num > spec.query_budget_den:
+            raise _fail("prompt.query_budget_num", f"at most query_budget_den ({spec.query_budget_den})",
+                        spec.query_budget_num)
+        if spec.model_max_length <= spec.predefined_length:
+            raise _fail("prompt.model_max_length", f"more than the {spec.predefined_length} template tokens",
+                        spec.model_max_length)
+        return spec
+
 
 @dataclass(frozen=True)
 class ScoreSpec:
@@ -74,256 +216,43 @@ class ScoreSpec:
     normalize_shift: float | None = None
     token_ids: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: Any, family: str) -> ScoreSpec:
+        data = _obj(data, "score")
+        unknown = sorted(set(data) - {"activation", "normalize_shift", "token_ids"})
+        if unknown:
+            raise ArtifactError(f"manifest score has unknown field(s) {unknown}")
+        activation = _choice(data.get("activation"), "score.activation", (ACTIVATIONS[family],))
+        shift = data.get("normalize_shift")
+        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float))
+                                  or not math.isfinite(shift) or abs(shift) > 1e4):
+            raise _fail("score.normalize_shift", "a finite number or null", shift)
+        token_ids = _obj(data.get("token_ids") or {}, "score.token_ids")
+        for name, value in token_ids.items():
+            _int(value, f"score.token_ids[{name!r}]", 0, _MAX_TOKEN_ID)
+        return cls(activation=activation, normalize_shift=None if shift is None else float(shift),
+                   token_ids=token_ids)
+
 
 @dataclass(frozen=True)
 class FileRecord:
     sha256: str
     bytes: int
 
-
-def _num(value: Any) -> float:
-    """A JSON number, or NaN for a missing/null one (a record from an older or failed validation)."""
-    return float("nan") if value is None else float(value)
-
-
-def _json_num(value: float) -> float | None:
-    """Non-finite numbers are written as null: ``NaN``/``Infinity`` are not JSON."""
-    return value if math.isfinite(value) else None
-
-
-def _fmt(value: float, spec: str) -> str:
-    return format(value, spec) if math.isfinite(value) else "n/a"
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """The limits a validation was judged by; None where a statistic was recorded but not judged.
-
-    fp32 artifacts are judged by score differences (and top-1 agreement); fp16/int8 artifacts,
-    whose drift is expected, by the rank agreement pooled over every validation pair.
-    """
-
-    max_abs_diff_unpadded: float | None = None
-    max_abs_diff_padded: float | None = None
-    min_spearman_pooled: float | None = None
-    min_spearman_case: float | None = None  # only in records written before pooling was introduced
-
-    def to_dict(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Tolerances:
-        """Read both the current form and the older ``{"unpadded", "padded"}`` / ``{"spearman_pooled"}`` one."""
-        if not isinstance(data, dict):
-            raise ArtifactError(f"manifest validation.tolerance must be an object, got {type(data).__name__}")
-
-        def get(*keys: str) -> float | None:
-            for key in keys:
-                if data.get(key) is not None:
-                    return float(data[key])
-            return None
-
-        return cls(
-            max_abs_diff_unpadded=get("max_abs_diff_unpadded", "unpadded"),
-            max_abs_diff_padded=get("max_abs_diff_padded", "padded"),
-            min_spearman_pooled=get("min_spearman_pooled", "spearman_pooled"),
-            min_spearman_case=get("min_spearman_case", "spearman_min"),
-        )
-
-
-@dataclass(frozen=True)
-class CaseRecord:
-    """One validation case: how the artifact's scores for its pairs compared with the reference's."""
-
-    case: str
-    pairs: int
-    token_ids_equal: bool
-    max_abs_diff_unpadded: float
-    max_abs_diff_padded: float
-    spearman: float
-    top1_agrees: bool
-    non_finite: list[int] = field(default_factory=list)  # documents whose score was NaN or inf
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("max_abs_diff_unpadded", "max_abs_diff_padded", "spearman"):
-            data[key] = _json_num(data[key])
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CaseRecord:
-        return cls(
-            case=str(data.get("case", "")), pairs=int(data.get("pairs", 0)),
-            token_ids_equal=bool(data.get("token_ids_equal", False)),
-            max_abs_diff_unpadded=_num(data.get("max_abs_diff_unpadded")),
-            max_abs_diff_padded=_num(data.get("max_abs_diff_padded")),
-            spearman=_num(data.get("spearman")), top1_agrees=bool(data.get("top1_agrees", False)),
-            non_finite=[int(i) for i in data.get("non_finite") or []],
-        )
-
-
-@dataclass(frozen=True)
-class ValidationRecord:
-    """The export-time comparison of an artifact with the reference library, and its verdict.
-
-    It carries the tolerances it was judged by and which statistic decided (``decided_by``), so
-    every printout (``mxbai-onnx info``/``validate``, ``ExportError``) shows what the verdict used,
-    not a statistic that was only recorded. ``failures`` says in words why a verdict failed.
-
-    Examples:
-        >>> record = ValidationRecord.skipped_record()
-        >>> record.passed, record.summary()
-        (False, 'skipped (exported with --no-validate); run `mxbai-onnx validate`')
-    """
-
-    passed: bool
-    skipped: bool = False
-    reference: str = ""
-    reference_dtype: str = "fp32"
-    scored_with: str = ""
-    max_length: int | None = None
-    pairs: int = 0
-    token_ids_equal: bool = False
-    all_finite: bool = True
-    max_abs_diff_unpadded: float = float("nan")
-    max_abs_diff_padded: float = float("nan")
-    spearman_min: float = float("nan")
-    spearman_pooled: float = float("nan")
-    top1_agreement: float = float("nan")
-    decided_by: DecidedBy | None = None
-    tolerance: Tolerances = field(default_factory=Tolerances)
-    failures: list[str] = field(default_factory=list)
-    cases: list[CaseRecord] = field(default_factory=list)
-
-    @classmethod
-    def skipped_record(cls) -> ValidationRecord:
-        """The record of an export made with ``validate=False``: not validated, so not passed."""
-        return cls(passed=False, skipped=True)
-
-    # -- JSON ---------------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        if self.skipped:
-            return {"skipped": True, "passed": False}
-        data: dict[str, Any] = {
-            "passed": self.passed, "reference": self.reference, "reference_dtype": self.reference_dtype,
-            "scored_with": self.scored_with, "max_length": self.max_length, "pairs": self.pairs,
-            "token_ids_equal": self.token_ids_equal, "all_finite": self.all_finite,
-        }
-        for key in ("max_abs_diff_unpadded", "max_abs_diff_padded", "spearman_min", "spearman_pooled",
-                    "top1_agreement"):
-            data[key] = _json_num(getattr(self, key))
-        data.update(decided_by=self.decided_by, tolerance=self.tolerance.to_dict(), failures=list(self.failures),
-                    cases=[c.to_dict() for c in self.cases])
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ValidationRecord | None:
-        """Read a manifest's ``validation`` object, current or older form; None when it is empty."""
-        if not isinstance(data, dict):
-            raise ArtifactError(f"manifest validation must be an object, got {type(data).__name__}")
-        if not data:
-            return None
-        if data.get("skipped"):
-            return cls.skipped_record()
-        tolerance = Tolerances.from_dict(data.get("tolerance") or {})
-        decided_by = data.get("decided_by")
-        if decided_by is None:  # older records: the tolerance names the statistic that was judged
-            if tolerance.max_abs_diff_unpadded is not None:
-                decided_by = "max_abs_diff"
-            elif tolerance.min_spearman_pooled is not None:
-                decided_by = "spearman_pooled"
-            elif tolerance.min_spearman_case is not None:
-                decided_by = "spearman_min"
-        if decided_by not in (None, "max_abs_diff", "spearman_pooled", "spearman_min"):
-            raise ArtifactError(f"manifest validation.decided_by {decided_by!r} is unknown")
-        max_length = data.get("max_length")
-        return cls(
-            passed=bool(data.get("passed", False)), reference=str(data.get("reference", "")),
-            reference_dtype=str(data.get("reference_dtype", "fp32")), scored_with=str(data.get("scored_with", "")),
-            max_length=None if max_length is None else int(max_length), pairs=int(data.get("pairs", 0)),
-            token_ids_equal=bool(data.get("token_ids_equal", False)), all_finite=bool(data.get("all_finite", True)),
-            max_abs_diff_unpadded=_num(data.get("max_abs_diff_unpadded")),
-            max_abs_diff_padded=_num(data.get("max_abs_diff_padded")),
-            spearman_min=_num(data.get("spearman_min")), spearman_pooled=_num(data.get("spearman_pooled")),
-            top1_agreement=_num(data.get("top1_agreement")), decided_by=decided_by, tolerance=tolerance,
-            failures=[str(f) for f in data.get("failures") or []],
-            cases=[CaseRecord.from_dict(c) for c in data.get("cases") or []],
-        )
-
-    # -- formatting ---------------------------------------------------------------------------------
-    def verdict_text(self) -> str:
-        """The statistics the verdict was judged by, with their limits (what ``summary`` leads with)."""
-        tol = self.tolerance
-        checks = []
-        if self.decided_by == "max_abs_diff":
-            checks.append(f"max abs diff {_fmt(self.max_abs_diff_unpadded, '.3g')} unpadded "
-                          f"(<= {_fmt(_num(tol.max_abs_diff_unpadded), 'g')}), "
-                          f"{_fmt(self.max_abs_diff_padded, '.3g')} padded "
-                          f"(<= {_fmt(_num(tol.max_abs_diff_padded), 'g')}), "
-                          f"top-1 agreement {_fmt(self.top1_agreement, '.0%')} (100% required)")
-        elif self.decided_by == "spearman_pooled":
-            checks.append(f"pooled Spearman {_fmt(self.spearman_pooled, '.4f')} over {self.pairs} pairs "
-                          f"(>= {_fmt(_num(tol.min_spearman_pooled), 'g')} required)")
-        elif self.decided_by == "spearman_min":
-            checks.append(f"Spearman min {_fmt(self.spearman_min, '.4f')} "
-                          f"(>= {_fmt(_num(tol.min_spearman_case), 'g')} required)")
-        checks.append(f"token ids equal: {'yes' if self.token_ids_equal else 'NO'}")
-        checks.append(f"scores finite: {'yes' if self.all_finite else 'NO'}")
-        return ", ".join(checks)
-
-    def summary(self) -> str:
-        """One line: verdict, reference, the statistics that decided it, and why it failed."""
-        if self.skipped:
-            return "skipped (exported with --no-validate); run `mxbai-onnx validate`"
-        text = f"{'passed' if self.passed else 'FAILED'} against {self.reference or '?'}: {self.verdict_text()}"
-        if self.failures:
-            text += "; failed because " + "; ".join(self.failures)
-        return text
-
-    def lines(self, *, cases: bool = True) -> list[str]:
-        """The block ``mxbai-onnx info`` and ``validate`` print: verdict first, recorded drift after."""
-        label = "validation    "
-        pad = " " * len(label)
-        if self.skipped:
-            return [label + self.summary()]
-        where = f" in {self.reference_dtype}"
-        if self.max_length is not None:
-            where += f" at max_length {self.max_length}"
-        lines = [f"{label}{'passed' if self.passed else 'FAILED'} against {self.reference or '?'}{where}"]
-        if self.scored_with:
-            lines.append(f"{pad}scored through {self.scored_with}, {self.pairs} pairs")
-        lines.append(f"{pad}verdict by {self.verdict_text()}")
-        recorded = []
-        if self.decided_by != "max_abs_diff":
-            recorded.append(f"max abs diff {_fmt(self.max_abs_diff_unpadded, '.3g')} unpadded, "
-                            f"{_fmt(self.max_abs_diff_padded, '.3g')} padded")
-        if self.decided_by != "spearman_pooled":
-            recorded.append(f"pooled Spearman {_fmt(self.spearman_pooled, '.4f')}")
-        if self.decided_by != "spearman_min":
-            recorded.append(f"per-case Spearman min {_fmt(self.spearman_min, '.4f')}")
-        if self.decided_by != "max_abs_diff":
-            recorded.append(f"top-1 agreement {_fmt(self.top1_agreement, '.0%')}")
-        lines.append(f"{pad}recorded, not judged: {', '.join(recorded)}")
-        for failure in self.failures:
-            lines.append(f"{pad}failed: {failure}")
-        if cases and self.cases:
-            w = max(len("case"), *(len(c.case) for c in self.cases))
-            lines.append(f"  {'case':<{w}}  pairs  ids  max|diff| unpadded  padded    Spearman  top-1")
-            for c in self.cases:
-                lines.append(
-                    f"  {c.case:<{w}}  {c.pairs:>5}  {'yes' if c.token_ids_equal else 'NO':>3}"
-                    f"  {_fmt(c.max_abs_diff_unpadded, '>18.3g')}  {_fmt(c.max_abs_diff_padded, '<8.3g')}  "
-                    f"{_fmt(c.spearman, '>8.4f')}  {'yes' if c.top1_agrees else 'NO':>5}"
-                    + (f"  non-finite: documents {c.non_finite}" if c.non_finite else "")
-                )
-        return lines
+    def from_dict(cls, data: Any, name: str) -> FileRecord:
+        data = _obj(data, f"files[{name!r}]")
+        digest = data.get("sha256")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise _fail(f"files[{name!r}].sha256", "64 lowercase hex digits", digest)
+        return cls(sha256=digest, bytes=_int(data.get("bytes"), f"files[{name!r}].bytes", 0, 1 << 50))
 
 
 @dataclass(frozen=True)
 class Manifest:
     family: Family
     dtype: DType
-    source: dict[str, Any]
+    source: SourceInfo
     opset: int
     max_length: int
     pad_token_id: int
@@ -335,12 +264,16 @@ class Manifest:
     prompt: PromptSpec | None = None
     # None: no validation recorded. A dict (the JSON form) is accepted and read into the record.
     validation: ValidationRecord | None = None
+    # Provenance (library versions, exporter): shown to people, never used to decide validity.
     created_with: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        # The exporter builds manifests from plain dicts; read them into the typed records.
         if isinstance(self.validation, dict):
             object.__setattr__(self, "validation", ValidationRecord.from_dict(self.validation))
+        if isinstance(self.source, Mapping):
+            object.__setattr__(self, "source", SourceInfo.from_dict(self.source))
 
     @property
     def valid(self) -> bool:
@@ -354,74 +287,83 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["source"] = self.source.to_dict()
         data["validation"] = self.validation.to_dict() if self.validation is not None else {}
         data["format_version"] = self.format_version
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Read and check every field; one ArtifactError naming the first field that is wrong."""
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or version != FORMAT_VERSION:
             raise ArtifactError(
                 f"manifest format_version {version!r} is not supported: this mxbai_integrations reads "
                 f"format_version {FORMAT_VERSION}. Re-export the model with the matching onnx_export, "
                 "or install the mxbai_integrations version that wrote it."
             )
         try:
-            family = data["family"]
-            if family not in FAMILIES:
-                raise ArtifactError(f"manifest family must be one of {FAMILIES}, got {family!r}")
-            dtype = data["dtype"]
-            if dtype not in DTYPES:
-                raise ArtifactError(f"manifest dtype must be one of {DTYPES}, got {dtype!r}")
-            prompt = PromptSpec(**data["prompt"]) if data.get("prompt") else None
-            if family == "v2" and prompt is None:
-                raise ArtifactError("manifest of a v2 artifact has no 'prompt' section")
-            padding_side = data["padding_side"]
-            if padding_side not in PADDING_SIDES:
-                raise ArtifactError(f"manifest padding_side must be one of {PADDING_SIDES}, got {padding_side!r}")
-            created_with = dict(data.get("created_with", {}))
-            if created_with.get("attention") == "GroupQueryAttention" and padding_side != "right":
-                # Causal GroupQueryAttention with per-row lengths is exact only for right-padded rows.
-                raise ArtifactError(f"manifest padding_side must be 'right' for a GroupQueryAttention graph, "
-                                    f"got {padding_side!r}")
-            files = data["files"]
-            if not isinstance(files, dict):
-                raise ArtifactError(f"manifest files must be an object, got {type(files).__name__}")
-            for name in files:
-                check_file_name(name)
-            if MODEL_NAME not in files:
-                raise ArtifactError(f"manifest files does not list {MODEL_NAME!r} (it lists {sorted(files)})")
-            inputs, outputs = data["inputs"], data["outputs"]
-            if (not isinstance(inputs, list) or len(inputs) != 2 or len(set(inputs)) != 2
-                    or not all(isinstance(n, str) and n for n in inputs)):
-                raise ArtifactError(f"manifest inputs must name the token ids and attention mask inputs "
-                                    f"(two distinct names), got {inputs!r}")
-            if not isinstance(outputs, list) or not outputs or not all(isinstance(n, str) and n for n in outputs):
-                raise ArtifactError(f"manifest outputs must name the score output, got {outputs!r}")
-            return cls(
-                family=family,
-                dtype=dtype,
-                source=dict(data["source"]),
-                opset=int(data["opset"]),
-                max_length=int(data["max_length"]),
-                pad_token_id=int(data["pad_token_id"]),
-                padding_side=padding_side,
-                score=ScoreSpec(**data["score"]),
-                files={name: FileRecord(**rec) for name, rec in files.items()},
-                inputs=list(inputs),
-                outputs=list(outputs),
-                prompt=prompt,
-                validation=ValidationRecord.from_dict(data.get("validation") or {}),
-                created_with=created_with,
-                format_version=version,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, ArtifactError):
-                raise
+            return cls._checked(data, version)
+        except ArtifactError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"manifest is malformed: {exc!r}") from exc
 
+    @classmethod
+    def _checked(cls, data: dict[str, Any], version: int) -> Manifest:
+        family = _choice(data.get("family"), "family", FAMILIES)
+        dtype = _choice(data.get("dtype"), "dtype", DTYPES)
+        source = SourceInfo.from_dict(data.get("source") or {})
+        padding_side = _choice(data.get("padding_side"), "padding_side", PADDING_SIDES)
+        if family == "v1" and padding_side != "right":
+            # DeBERTa's relative positions count from the first token: left padding moves every score.
+            raise _fail("padding_side", "'right' for a v1 (DeBERTa) artifact", padding_side)
+        prompt = None
+        if family == "v2":
+            if not data.get("prompt"):
+                raise ArtifactError("manifest of a v2 artifact has no 'prompt' section")
+            prompt = PromptSpec.from_dict(data["prompt"])
+            if source.max_position_embeddings is not None and prompt.model_max_length > source.max_position_embeddings:
+                raise _fail("prompt.model_max_length",
+                            f"at most the model's {source.max_position_embeddings} positions (source)",
+                            prompt.model_max_length)
+        elif data.get("prompt"):
+            raise ArtifactError("manifest of a v1 artifact must not have a 'prompt' section")
+        files_data = _obj(data.get("files"), "files")
+        files = {check_file_name(name): FileRecord.from_dict(rec, name) for name, rec in files_data.items()}
+        for required in (MODEL_NAME, TOKENIZER_NAME):
+            if required not in files:
+                raise ArtifactError(f"manifest files does not list {required!r} (it lists {sorted(files)})")
+        inputs, outputs = data.get("inputs"), data.get("outputs")
+        if (not isinstance(inputs, list) or len(inputs) != 2 or len(set(inputs)) != 2
+                or not all(isinstance(n, str) and n for n in inputs)):
+            raise ArtifactError(f"manifest inputs must name the token ids and attention mask inputs "
+                                f"(two distinct names), got {inputs!r}")
+        if not isinstance(outputs, list) or not outputs or not all(isinstance(n, str) and n for n in outputs):
+            raise ArtifactError(f"manifest outputs must name the score output, got {outputs!r}")
+        created_with = _obj(data.get("created_with") or {}, "created_with")
+        for key, value in created_with.items():
+            _str(value, f"created_with[{key!r}]")
+        return cls(
+            family=family,
+            dtype=dtype,
+            source=source,
+            opset=_int(data.get("opset"), "opset", 1, 1000),
+            max_length=_int(data.get("max_length"), "max_length", 1, _MAX_TOKENS),
+            pad_token_id=_int(data.get("pad_token_id"), "pad_token_id", 0, _MAX_TOKEN_ID),
+            padding_side=padding_side,
+            score=ScoreSpec.from_dict(data.get("score"), family),
+            files=files,
+            inputs=list(inputs),
+            outputs=list(outputs),
+            prompt=prompt,
+            validation=ValidationRecord.from_dict(data.get("validation") or {}),
+            created_with=created_with,
+            format_version=version,
+        )
 
+
+# -- files -----------------------------------------------------------------------------------------------
 def check_file_name(name: Any) -> str:
     """A manifest's file name must be a plain name inside the artifact directory.
 
@@ -457,16 +399,17 @@ def read_manifest(artifact_dir: str | Path) -> Manifest:
     """Read and check the manifest; raise FileNotFoundError/ArtifactError naming what is wrong."""
     directory = Path(artifact_dir)
     if not directory.is_dir():
-        raise FileNotFoundError(f"model: artifact directory {str(directory)!r} does not exist")
+        what = "is a file, not an artifact directory" if directory.exists() else "does not exist"
+        raise ModelNotFoundError(f"model: artifact directory {str(directory)!r} {what}")
     manifest_path = directory / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"model: {str(directory)!r} is not an mxbai ONNX artifact (no {MANIFEST_NAME}); "
             "export one with `mxbai-onnx export SOURCE OUT_DIR`"
         )
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"model: {manifest_path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ArtifactError(f"model: {manifest_path} must hold a JSON object")
@@ -479,13 +422,35 @@ def write_manifest(artifact_dir: str | Path, manifest: Manifest) -> Path:
     return path
 
 
-def verify_files(artifact_dir: str | Path, manifest: Manifest, *, checksums: bool = True) -> None:
-    """Check every file the manifest lists: present, same size and (optionally) same sha256."""
+def _check_inside(path: Path, root: Path, name: str) -> None:
+    """A file (or the link it is) must resolve inside ``root``: a link to /etc/passwd is not a tokenizer."""
+    real = Path(os.path.realpath(path))
+    if real != root and root not in real.parents:
+        raise ArtifactError(f"model: artifact file {name!r} is a link to {str(real)!r}, outside the artifact "
+                            f"directory {str(root)!r}; copy the file in instead")
+
+
+def verify_files(artifact_dir: str | Path, manifest: Manifest, *, checksums: bool = True,
+                 allowed_root: str | os.PathLike[str] | None = None) -> None:
+    """Check every file the manifest lists: inside the directory, present, same size and (optionally) sha256.
+
+    Args:
+        artifact_dir: the artifact directory.
+        manifest: its manifest.
+        checksums: also compare sha256 (reads every byte once).
+        allowed_root: where links may point (default: the artifact directory itself). A Hugging
+            Face cache snapshot links into its repository's ``blobs/``, so the hub loader passes
+            the repository's cache folder.
+    """
     directory = Path(artifact_dir)
+    root = Path(os.path.realpath(allowed_root if allowed_root is not None else directory))
+    if (directory / MANIFEST_NAME).is_file():
+        _check_inside(directory / MANIFEST_NAME, root, MANIFEST_NAME)
     for name, record in manifest.files.items():
         path = directory / check_file_name(name)
         if not path.is_file():
-            raise FileNotFoundError(f"model: artifact file {name!r} is missing from {str(directory)!r}")
+            raise ArtifactFileMissingError(f"model: artifact file {name!r} is missing from {str(directory)!r}")
+        _check_inside(path, root, name)
         size = path.stat().st_size
         if size != record.bytes:
             raise ArtifactError(
@@ -493,3 +458,25 @@ def verify_files(artifact_dir: str | Path, manifest: Manifest, *, checksums: boo
             )
         if checksums and sha256_file(path) != record.sha256:
             raise ArtifactError(f"model: artifact file {name!r} is corrupt: sha256 does not match the manifest")
+
+
+# -- the graph against its manifest ------------------------------------------------------------------------
+def graph_family(ops: Mapping[tuple[str, str], int]) -> Family:
+    """v1 (DeBERTa: LayerNormalization) or v2 (Qwen2: RMSNorm, no LayerNormalization), from the graph's ops."""
+    return "v1" if ops.get(("", "LayerNormalization")) else "v2"
+
+
+def check_graph(artifact_dir: str | Path, manifest: Manifest) -> None:
+    """The manifest's family and padding side must fit the graph itself, not a provenance note.
+
+    GroupQueryAttention with per-row lengths and no mask is causal attention that is exact only
+    for right-padded rows; a v1 graph scored as v2 (or the other way) would be silently wrong.
+    """
+    ops = graph_ops(Path(artifact_dir) / MODEL_NAME)
+    family = graph_family(ops)
+    if family != manifest.family:
+        raise ArtifactError(f"manifest family is {manifest.family!r} but {MODEL_NAME} is a {family} graph "
+                            f"({'no ' if family == 'v2' else ''}LayerNormalization)")
+    if ops.get(GQA_OP) and manifest.padding_side != "right":
+        raise ArtifactError(f"manifest padding_side must be 'right' for a GroupQueryAttention graph, "
+                            f"got {manifest.padding_side!r}")

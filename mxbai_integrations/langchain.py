@@ -26,7 +26,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 from pydantic import ConfigDict, Field, PrivateAttr, field_serializer, model_validator
 
 from mxbai_integrations.adapters import SharedReranker, check_reranker_kwargs, model_to_str, select
-from mxbai_integrations.reranker import MxbaiReranker, check_query
+from mxbai_integrations.checks import check_query
+from mxbai_integrations.reranker import MxbaiReranker
 
 __all__ = ["MxbaiCompressor"]
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mxbai_integrations.artifact import CPU_DTYPES
 from mxbai_integrations.batching import padded_length
+from mxbai_integrations.errors import ArgumentError, ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -23,52 +25,89 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 GPU_PROVIDERS = (TRT, CUDA)
 AUTO_ORDER = (TRT, CUDA, CPU)
+# Short names accepted wherever providers are given (CLI flags, options, adapters' kwargs).
+ALIASES = {"cpu": CPU, "cuda": CUDA, "tensorrt": TRT, "trt": TRT}
 
 ProviderSpec = str | tuple[str, dict[str, Any]]
-
-
-class ProviderError(RuntimeError, ValueError):
-    """A requested execution provider is not available or did not attach to the session.
-
-    Also a ``ValueError``: asking for a provider this onnxruntime build lacks is a configuration
-    mistake, and callers that catch bad arguments as ``ValueError`` should catch it too.
-    """
 
 
 def provider_name(spec: ProviderSpec) -> str:
     return spec if isinstance(spec, str) else spec[0]
 
 
+def normalize_providers(providers: Any) -> str | tuple[ProviderSpec, ...]:
+    """Check the form of a ``providers`` argument; aliases become onnxruntime's names.
+
+    "auto" stays "auto"; a list becomes a tuple of names or (name, options) pairs. Whether this
+    onnxruntime build offers them is decided when the session is made (``resolve_providers``).
+    """
+    if isinstance(providers, str):
+        if providers != "auto":
+            raise ArgumentError(
+                f"providers must be 'auto' or a list of execution provider names, got {providers!r}; "
+                f"e.g. providers=[{providers!r}]"
+            )
+        return "auto"
+    if not isinstance(providers, Sequence) or not providers:
+        raise ArgumentError(f"providers must be 'auto' or a non-empty list, got {providers!r}")
+    out: list[ProviderSpec] = []
+    for i, spec in enumerate(providers):
+        if isinstance(spec, str) and spec:
+            out.append(ALIASES.get(spec.lower(), spec))
+        elif (isinstance(spec, Sequence) and len(spec) == 2 and isinstance(spec[0], str)
+              and isinstance(spec[1], Mapping)):
+            out.append((ALIASES.get(spec[0].lower(), spec[0]), dict(spec[1])))
+        else:
+            raise ArgumentError(f"providers[{i}] must be a provider name or a (name, options) pair, got {spec!r}")
+    return tuple(out)
+
+
+def parse_providers_text(text: str | Sequence[ProviderSpec]) -> str | tuple[ProviderSpec, ...]:
+    """``--providers`` as typed: "auto" or "cuda,cpu" (already-parsed values pass through)."""
+    if not isinstance(text, str):
+        return normalize_providers(text)
+    if text.strip().lower() == "auto":
+        return "auto"
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ArgumentError("providers must be 'auto' or a comma-separated list such as 'cuda,cpu'")
+    return normalize_providers(names)
+
+
 def resolve_providers(
-    providers: str | Sequence[ProviderSpec], available: Sequence[str], *, artifact_dtype: str
+    providers: str | Sequence[ProviderSpec], available: Sequence[str], *, artifact_dtype: str,
+    allow_fallback: bool = False,
 ) -> list[ProviderSpec]:
     """Turn the ``providers`` argument into the list to hand to onnxruntime.
 
     Args:
         providers: "auto", or a list of provider names / (name, options) tuples.
         available: ``onnxruntime.get_available_providers()`` (passed in so tests can fake it).
-        artifact_dtype: int8 graphs are CPU graphs, so "auto" does not offer them to a GPU.
+        artifact_dtype: int8/int4 graphs are CPU graphs, so "auto" does not offer them to a GPU.
+        allow_fallback: a requested provider this build does not offer is dropped with a warning
+            (the CPU is added last) instead of raising ProviderError.
     """
+    providers = normalize_providers(providers)
     if isinstance(providers, str):
-        if providers != "auto":
-            raise ValueError(
-                f"providers must be 'auto' or a list of execution provider names, got {providers!r}; "
-                f"e.g. providers=[{providers!r}]"
-            )
-        order = (CPU,) if artifact_dtype == "int8" else AUTO_ORDER
+        order = (CPU,) if artifact_dtype in CPU_DTYPES else AUTO_ORDER
         chosen: list[ProviderSpec] = [p for p in order if p in available]
         if CPU not in chosen:
             chosen.append(CPU)
         return chosen
-    if not isinstance(providers, Sequence) or not providers:
-        raise ValueError(f"providers must be 'auto' or a non-empty list, got {providers!r}")
     missing = [provider_name(p) for p in providers if provider_name(p) not in available]
-    if missing:
-        raise ProviderError(
-            f"providers: {missing} not offered by this onnxruntime build (available: {list(available)}). "
-            "For CUDA/TensorRT install the `gpu` extra (onnxruntime-gpu, replacing onnxruntime)."
-        )
-    return list(providers)
+    if not missing:
+        return list(providers)
+    msg = (f"providers: {missing} not offered by this onnxruntime build (available: {list(available)}). "
+           "For CUDA/TensorRT install the `gpu` extra (onnxruntime-gpu, replacing onnxruntime).")
+    if not allow_fallback:
+        raise ProviderError(msg)
+    kept = [p for p in providers if provider_name(p) in available]
+    if not any(provider_name(p) == CPU for p in kept):
+        kept.append(CPU)
+    warnings.warn(f"{msg} Running on {[provider_name(p) for p in kept]} (allow_fallback).", RuntimeWarning,
+                  stacklevel=3)
+    logger.warning("%s Running on %s (allow_fallback).", msg, [provider_name(p) for p in kept])
+    return kept
 
 
 def with_default_options(

@@ -1,24 +1,60 @@
-"""From the ``model`` argument to an artifact directory on disk.
+"""From the ``model`` argument to an artifact directory on disk, with the manifest read once.
 
 An artifact directory is used as is. A hub id (or a local checkpoint directory) maps to a cached
 artifact under ``$MXBAI_INTEGRATIONS_CACHE`` (default ``~/.cache/mxbai_integrations``); when it
 is not there yet it is exported once through ``onnx_export`` if the ``export`` extra is installed.
+This first-use export hook is the only place where the run time reaches the build-time package.
+
+Examples:
+    >>> resolved = resolve_model("./mxbai-rerank-base-v2-onnx", dtype="fp32")  # doctest: +SKIP
+    >>> resolved.path, resolved.manifest.family  # doctest: +SKIP
+    (PosixPath('mxbai-rerank-base-v2-onnx'), 'v2')
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from mxbai_integrations.artifact import MANIFEST_NAME, ArtifactError, read_manifest
+from mxbai_integrations.artifact import MANIFEST_NAME, Manifest, read_manifest
+from mxbai_integrations.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ArtifactError,
+    MissingExtraError,
+    ModelNotFoundError,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "mixedbread-ai/mxbai-rerank-base-v2"
 MODEL_ENV = "MXBAI_RERANK_MODEL"
 CACHE_ENV = "MXBAI_INTEGRATIONS_CACHE"
+EXPORT_INSTALL = 'pip install "mxbai-integrations[export]"'
+# What a first-use export imports; checked before deciding to export, so a run-time-only install
+# gets the advice to export once instead of "No module named 'transformers'" from deep inside.
+EXPORT_MODULES = ("torch", "transformers", "onnx", "onnxscript")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """An artifact directory and its manifest, read once.
+
+    Attributes:
+        path: the artifact directory.
+        manifest: its manifest.
+        cached: True for an artifact this package exported into its cache on first use.
+        allowed_root: where the artifact's files may link to (None: inside ``path`` only).
+    """
+
+    path: Path
+    manifest: Manifest
+    cached: bool = False
+    allowed_root: Path | None = None
 
 
 def default_model() -> str:
@@ -32,7 +68,8 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mxbai_integrations"
 
 
-def _looks_like_path(model: str) -> bool:
+def looks_like_path(model: str) -> bool:
+    """A hub id is ``org/name``; anything starting like a path, or with another number of slashes, is a path."""
     return model.startswith((".", "/", "~")) or model.count("/") != 1
 
 
@@ -43,7 +80,12 @@ def _cache_key(model: str, local: Path | None) -> str:
     return model.replace("/", "--")
 
 
-def _checked_cached(target: Path, model: str) -> Path:
+def missing_export_modules() -> list[str]:
+    """The build-time modules a first-use export needs that are not installed."""
+    return [name for name in EXPORT_MODULES if importlib.util.find_spec(name) is None]
+
+
+def _checked_cached(target: Path, model: str) -> Manifest:
     """A cached artifact is served only if its validation did not fail.
 
     A first-use export that the reference refused is still written (its record is the evidence),
@@ -60,40 +102,53 @@ def _checked_cached(target: Path, model: str) -> Path:
             f"delete {str(target)!r} to export it again on next use, or pass that directory as model to load "
             "it anyway."
         )
-    return target
+    return manifest
 
 
-def resolve_artifact(
+def resolve_model(
     model: str | os.PathLike[str] | None, *, dtype: str, cache_dir: str | os.PathLike[str] | None = None
-) -> Path:
-    """Return an artifact directory for ``model``, exporting it into the cache on first use."""
+) -> ResolvedModel:
+    """The artifact for ``model``, exporting it into the cache on first use.
+
+    Raises:
+        ModelNotFoundError: a path that does not exist or is neither an artifact nor a checkpoint.
+        MissingExtraError: a checkpoint or hub id with no cached artifact, and no ``export`` extra.
+        ArtifactError: the artifact (or the cached export) cannot be trusted.
+    """
     if model is None:
         model = default_model()
     if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model must be a path, a hub id or None, got {type(model).__name__}")
+        raise ArgumentTypeError(f"model must be a path, a hub id or None, got {type(model).__name__}")
     text = os.fspath(model)
     if not text.strip():
-        raise ValueError("model must not be an empty string")
+        raise ArgumentError("model must not be an empty string")
     local = Path(text).expanduser()
     if local.is_dir() and (local / MANIFEST_NAME).is_file():
-        return local
+        return ResolvedModel(local, read_manifest(local))
     if local.is_dir() and not (local / "config.json").is_file():
-        raise FileNotFoundError(
+        raise ModelNotFoundError(
             f"model: {text!r} is neither an mxbai ONNX artifact (no {MANIFEST_NAME}) nor a Hugging Face checkpoint"
         )
-    if not local.is_dir() and _looks_like_path(text):
-        raise FileNotFoundError(f"model: {text!r} does not exist (expected an artifact directory or a hub id)")
+    if local.exists() and not local.is_dir():
+        raise ModelNotFoundError(f"model: {text!r} is a file; expected an artifact directory or a hub id")
+    if not local.is_dir() and looks_like_path(text):
+        raise ModelNotFoundError(f"model: {text!r} does not exist (expected an artifact directory or a hub id)")
     checkpoint = local if local.is_dir() else None
     target = cache_root(cache_dir) / _cache_key(text, checkpoint) / dtype
     if (target / MANIFEST_NAME).is_file():
-        return _checked_cached(target, text)
+        return ResolvedModel(target, _checked_cached(target, text), cached=True)
+    missing = missing_export_modules()
     try:
+        if missing:
+            raise ImportError(f"{', '.join(missing)} not installed")
         from onnx_export import export_model
     except ImportError as exc:
-        raise ImportError(
-            f"model: {text!r} has no exported artifact in {str(target)!r}. Export it once with "
-            f"`mxbai-onnx export {text} {target} --dtype {dtype}`, or install the export extra "
-            '(pip install "mxbai-integrations[export]") to export on first use.'
-        ) from exc
+        raise MissingExtraError(
+            f"model: {text!r} has no exported artifact in {str(target)!r}, and exporting it on first use needs "
+            f"the `export` extra ({exc}). Export it once where that extra is installed with "
+            f"`mxbai-onnx export {text} {target} --dtype {dtype}` and copy the directory here, or install it "
+            f"({EXPORT_INSTALL}) to export on first use."
+        ) from None
     logger.info("exporting %s (%s) to %s on first use", text, dtype, target)
-    return export_model(str(checkpoint) if checkpoint else text, target, dtype=dtype, force=True)
+    path = export_model(str(checkpoint) if checkpoint else text, target, dtype=dtype, force=True)
+    return ResolvedModel(path, read_manifest(path), cached=True)

@@ -9,7 +9,6 @@ import pytest
 
 from mxbai_integrations import ArtifactError, MxbaiReranker, ProviderError
 from mxbai_integrations.artifact import MANIFEST_NAME
-from mxbai_integrations.prompt import V2PromptEncoder
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +89,7 @@ def test_megabyte_document_is_truncated_and_scored(v2, v2_artifact):
     assert len(huge) > 1_000_000
     results = v2.rank("rivers", ["short one", huge])
     assert len(results) == 2
-    encoder = V2PromptEncoder(v2._v2._tok, v2.manifest.prompt, v2.max_length)
-    assert len(encoder.encode("rivers", [huge])[0]) <= v2.max_length + v2.manifest.prompt.predefined_length
+    assert len(v2.encode("rivers", [huge])[0]) <= v2.max_length + v2.manifest.prompt.predefined_length
 
 
 def test_missing_directory(tmp_path):

@@ -27,6 +27,7 @@ from mxbai_integrations import providers as prov
 from mxbai_integrations import reranker as reranker_mod
 from mxbai_integrations.artifact import MANIFEST_NAME, MODEL_NAME, file_record, read_manifest, write_manifest
 from mxbai_integrations.resolve import _cache_key
+from mxbai_integrations.scorer import Scorer
 
 QUERY = "Which city is the capital of France?"
 DOCS = [
@@ -129,7 +130,7 @@ def test_non_finite_scores_raise_naming_documents_dtype_and_provider(
     lengths = [len(r) for r in reranker.encode(QUERY, DOCS)]
     assert len(set(lengths)) == len(lengths), "documents must be told apart by their length"
     poisoned = {lengths[1]: np.nan, lengths[4]: np.inf}
-    real_run = reranker._run
+    real_run = reranker.scorer.run_batch
 
     def overflowing_run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:  # what an fp16 overflow looks like
         out = real_run(ids, mask).copy()
@@ -137,7 +138,7 @@ def test_non_finite_scores_raise_naming_documents_dtype_and_provider(
             out[row] = poisoned.get(int(n), out[row])
         return out
 
-    monkeypatch.setattr(reranker, "_run", overflowing_run)
+    monkeypatch.setattr(reranker.scorer, "run_batch", overflowing_run)
     for call in (reranker.score, reranker.rank):
         with pytest.raises(NonFiniteScoreError, match=r"indices \[1, 4\].*dtype fp32, provider CPUExecutionProvider"):
             call(QUERY, DOCS)
@@ -170,14 +171,14 @@ def test_validation_fails_on_non_finite_scores(v1_artifact: Path, v1_checkpoint:
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from onnx_export.validate import validate_artifact
 
-    real_run = MxbaiReranker._run
+    real_run = Scorer.run_batch
 
-    def nan_first_row(self: MxbaiReranker, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def nan_first_row(self: Scorer, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         out = real_run(self, ids, mask).copy()
         out[0] = np.nan
         return out
 
-    monkeypatch.setattr(MxbaiReranker, "_run", nan_first_row)
+    monkeypatch.setattr(Scorer, "run_batch", nan_first_row)
     record = validate_artifact(v1_artifact, read_manifest(v1_artifact), str(v1_checkpoint))
     assert record.passed is False and record.all_finite is False
     assert all(case.non_finite for case in record.cases)
@@ -260,7 +261,7 @@ def test_validation_scores_through_the_shipped_reranker(v1_artifact: Path, v1_ch
     manifest = read_manifest(v1_artifact)
     record = validate_artifact(v1_artifact, manifest, str(v1_checkpoint))
     assert record.passed and record.decided_by == "max_abs_diff" and "MxbaiReranker" in record.scored_with
-    monkeypatch.setattr(MxbaiReranker, "_activate", lambda self, raw, normalize: raw)  # a forgotten sigmoid
+    monkeypatch.setattr(Scorer, "activate", lambda self, raw, normalize=False: np.asarray(raw))  # a forgotten sigmoid
     broken = validate_artifact(v1_artifact, manifest, str(v1_checkpoint))
     assert not broken.passed and any("max abs diff unpadded" in f for f in broken.failures)
 

@@ -370,14 +370,14 @@ def test_apostprocess_keeps_the_event_loop_responsive(reranker: MxbaiReranker, m
     many = [NodeWithScore(node=TextNode(text=f"{TEXTS[i % len(TEXTS)]} Variant {i}.", id_=str(i))) for i in range(40)]
     rerank = MxbaiRerank(model=reranker, top_n=5)
     scoring, loop_ran = threading.Event(), threading.Event()
-    real_raw_scores = reranker._raw_scores
+    real_raw_scores = reranker.scorer.raw_scores
 
-    def raw_scores_after_the_loop_ran(*args: Any) -> Any:
+    def raw_scores_after_the_loop_ran(*args: Any, **kwargs: Any) -> Any:
         scoring.set()
         assert loop_ran.wait(timeout=20), "the event loop did not run while scoring: apostprocess blocks it"
-        return real_raw_scores(*args)
+        return real_raw_scores(*args, **kwargs)
 
-    monkeypatch.setattr(reranker, "_raw_scores", raw_scores_after_the_loop_ran)
+    monkeypatch.setattr(reranker.scorer, "raw_scores", raw_scores_after_the_loop_ran)
 
     async def main() -> list[NodeWithScore]:
         async def other_task() -> None:

@@ -123,13 +123,13 @@ def test_score_does_not_depend_on_batch_mates(name, request):
 def test_token_budget_caps_batches(v2_artifact):
     reranker = MxbaiReranker(v2_artifact, max_batch_tokens=256)
     seen: list[tuple[int, int]] = []
-    run = reranker._run
+    run = reranker.scorer.run_batch
 
     def spy(ids, mask):
         seen.append(ids.shape)
         return run(ids, mask)
 
-    reranker._run = spy  # observe the shapes the session receives
+    reranker.scorer.run_batch = spy  # observe the shapes the session receives
     reranker.score(QUERY, DOCS)
     assert all(rows * width <= 256 or rows == 1 for rows, width in seen)
     assert all(width % 8 == 0 for _, width in seen)

@@ -1,0 +1,103 @@
+"""Providers -> onnxruntime session -> attach check, in one trip (fastembed's ``_load_onnx_model`` shape).
+
+onnxruntime silently falls back to the CPU when a GPU provider cannot load its libraries, so the
+providers that actually attached are compared with the request before the session is used: a GPU
+provider that did not attach is an error unless the caller allowed fallback.
+
+Examples:
+    >>> from mxbai_integrations.artifact import read_manifest
+    >>> from mxbai_integrations.options import RerankerOptions
+    >>> manifest = read_manifest("artifact")  # doctest: +SKIP
+    >>> loaded = load_session("artifact", manifest, RerankerOptions(providers=["cpu"]),
+    ...                       graph_max_length=512)  # doctest: +SKIP
+    >>> loaded.providers  # doctest: +SKIP
+    ['CPUExecutionProvider']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from mxbai_integrations import providers as prov
+from mxbai_integrations.artifact import MODEL_NAME, Manifest
+from mxbai_integrations.errors import ArtifactError
+from mxbai_integrations.options import RerankerOptions
+from mxbai_integrations.resolve import cache_root
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedSession:
+    """An onnxruntime session and what was learned while making it.
+
+    Attributes:
+        session: the session (thread-safe for ``run``).
+        providers: the providers that attached, in onnxruntime's order.
+        max_rows: the TensorRT profile's largest batch (no batch may be larger), else None.
+        io_binding: run through IO binding (CUDA first: the output is bound on the device).
+    """
+
+    session: ort.InferenceSession
+    providers: list[str]
+    max_rows: int | None
+    io_binding: bool
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.providers[0] in prov.GPU_PROVIDERS
+
+
+def default_session_options(options: RerankerOptions) -> ort.SessionOptions:
+    """The session options used unless the caller passes their own."""
+    session_options = ort.SessionOptions()
+    session_options.log_severity_level = 3
+    if options.intra_op_num_threads:
+        session_options.intra_op_num_threads = options.intra_op_num_threads
+    return session_options
+
+
+def load_session(
+    path: str | os.PathLike[str],
+    manifest: Manifest,
+    options: RerankerOptions,
+    *,
+    graph_max_length: int,
+    session_options: ort.SessionOptions | None = None,
+) -> LoadedSession:
+    """Resolve the providers, make the session, and check that what was asked for attached.
+
+    Args:
+        path: the artifact directory.
+        manifest: its manifest (the dtype decides the "auto" order and TensorRT's precision).
+        options: providers, fallback, batch size (TensorRT profile), cache dir, threads.
+        graph_max_length: the longest row the graph will see (TensorRT's profile).
+        session_options: used as is when given.
+
+    Raises:
+        ProviderError: a requested provider is not offered or did not attach (unless fallback).
+        ArtifactError: onnxruntime could not load the graph.
+    """
+    directory = Path(path)
+    requested = prov.resolve_providers(options.providers, ort.get_available_providers(),
+                                       artifact_dtype=manifest.dtype, allow_fallback=options.allow_fallback)
+    requested = prov.with_default_options(
+        requested, cache_dir=cache_root(options.cache_dir), artifact_key=manifest.files[MODEL_NAME].sha256[:16],
+        batch_size=options.batch_size, max_length=graph_max_length, artifact_dtype=manifest.dtype)
+    try:
+        session = ort.InferenceSession(str(directory / MODEL_NAME), session_options or default_session_options(options),
+                                       providers=requested)
+    except Exception as exc:  # onnxruntime raises its own exception types for graphs it cannot load
+        raise ArtifactError(f"model: onnxruntime could not load {directory / MODEL_NAME}: {exc}") from exc
+    attached = session.get_providers()
+    prov.check_attached(requested, attached, allow_fallback=options.allow_fallback,
+                        auto=isinstance(options.providers, str))
+    max_rows = prov.trt_max_batch(requested) if prov.TRT in attached else None
+    loaded = LoadedSession(session=session, providers=attached, max_rows=max_rows, io_binding=attached[0] == prov.CUDA)
+    logger.debug("session for %s on %s", directory, attached)
+    return loaded
