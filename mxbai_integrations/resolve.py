@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mxbai_integrations.artifact import MANIFEST_NAME, Manifest, read_manifest
+from mxbai_integrations.cache import cache_root
 from mxbai_integrations.errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "mixedbread-ai/mxbai-rerank-base-v2"
 MODEL_ENV = "MXBAI_RERANK_MODEL"
-CACHE_ENV = "MXBAI_INTEGRATIONS_CACHE"
 EXPORT_INSTALL = 'pip install "mxbai-integrations[export]"'
 # What a first-use export imports; checked before deciding to export, so a run-time-only install
 # gets the advice to export once instead of "No module named 'transformers'" from deep inside.
@@ -59,13 +59,6 @@ class ResolvedModel:
 
 def default_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-
-
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mxbai_integrations"
 
 
 def looks_like_path(model: str) -> bool:

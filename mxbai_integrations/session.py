@@ -25,9 +25,9 @@ import onnxruntime as ort
 
 from mxbai_integrations import providers as prov
 from mxbai_integrations.artifact import MODEL_NAME, Manifest
+from mxbai_integrations.cache import cache_root
 from mxbai_integrations.errors import ArtifactError
 from mxbai_integrations.options import RerankerOptions
-from mxbai_integrations.resolve import cache_root
 
 logger = logging.getLogger(__name__)
 
