@@ -6,6 +6,7 @@ User mistakes must end in one line on stderr and exit status 2, never a tracebac
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import json
 import os
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from mxbai_integrations import MxbaiReranker, cli
+from mxbai_integrations import MxbaiReranker, RerankerOptions, cli
 from mxbai_integrations.artifact import MANIFEST_NAME, read_manifest
+from mxbai_integrations.options import dataclass_from_cli
+from mxbai_integrations.serve.config import BatchOptions, ServeLimits, ServerOptions
 
 QUERY = "What is the capital of France?"
 DOCS = [
@@ -135,6 +138,42 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
     code, out, _ = run_main(capsys, "--version")
     assert code == 0 and out.startswith("mxbai-onnx ")
+
+
+def test_reranker_flags_are_one_definition_with_the_records_defaults() -> None:
+    """rerank, serve and eval take the same reranker flags, generated from RerankerOptions, with its defaults."""
+    parser = cli.build_parser()
+    commands = {"rerank": ["rerank", "m", "--query", "q"], "serve": ["serve", "m"],
+                "eval": ["eval", "m", "--data", "d"]}
+    for argv in commands.values():
+        assert RerankerOptions.from_cli(parser.parse_args(argv)) == RerankerOptions()
+        flags = ["--providers", "cuda,cpu", "--dtype", "fp16", "--batch-size", "8", "--max-length", "64",
+                 "--max-batch-tokens", "512", "--allow-fallback", "--cache-dir", "/tmp/c", "--threads", "2",
+                 "--no-verify"]
+        assert RerankerOptions.from_cli(parser.parse_args(argv + flags)) == RerankerOptions(
+            providers=["cuda", "cpu"], dtype="fp16", batch_size=8, max_length=64, max_batch_tokens=512,
+            allow_fallback=True, cache_dir="/tmp/c", intra_op_num_threads=2, verify=False)
+    serve = parser.parse_args(commands["serve"])
+    assert dataclass_from_cli(ServeLimits, serve) == ServeLimits()
+    assert dataclass_from_cli(BatchOptions, serve) == BatchOptions()
+    assert dataclass_from_cli(ServerOptions, serve) == ServerOptions()
+    serve = parser.parse_args([*commands["serve"], "--max-gather-tokens", "1000", "--max-batch-tokens", "512",
+                               "--max-query-chars", "50", "--no-batching", "--graceful-timeout", "3",
+                               "--header-timeout", "2"])
+    assert dataclass_from_cli(BatchOptions, serve).max_batch_tokens == 1000
+    assert RerankerOptions.from_cli(serve).max_batch_tokens == 512
+    assert dataclass_from_cli(ServeLimits, serve).max_query_chars == 50
+    assert dataclass_from_cli(ServerOptions, serve) == ServerOptions(graceful_timeout_s=3.0, header_timeout_s=2.0)
+    assert (serve.no_batching, serve.host, serve.port) == (True, "127.0.0.1", 8000)
+
+
+def test_package_keeps_its_public_names() -> None:
+    for name in ("main", "read_documents", "format_table", "build_parser", "is_user_mistake", "validation_lines",
+                 "UsageError"):
+        assert callable(getattr(cli, name)), name
+    done = subprocess.run([sys.executable, "-m", "mxbai_integrations.cli", "--version"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("mxbai-onnx ")
 
 
 # --------------------------------------------------------------------------------------------- rerank
@@ -320,8 +359,8 @@ def test_export_user_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_export_without_extra_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    real = cli.importlib.util.find_spec
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     code, _, err = run_main(capsys, "export", "some/model", str(tmp_path / "out"))
     assert code == 2
     assert_one_line_error(err, "torch", 'pip install "mxbai-integrations[export]"')

@@ -20,7 +20,7 @@ pytest.importorskip("ranx")
 pytest.importorskip("bm25s")
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
-from mxbai_integrations import MxbaiReranker, cli  # noqa: E402
+from mxbai_integrations import ArgumentError, MxbaiReranker, cli  # noqa: E402
 from mxbai_integrations.eval import EvalDataError, EvalReport, evaluate, load_beir, read_trec_run  # noqa: E402
 
 DOCS = {
@@ -200,6 +200,44 @@ def test_malformed_run_file(tmp_path: Path) -> None:
         read_trec_run(path)
 
 
+def _rewrite(path: Path, *, bom: bool = False, crlf: bool = False, header: bool = True) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not header:
+        lines = lines[1:]
+    text = ("\r\n" if crlf else "\n").join(lines) + ("\r\n" if crlf else "\n")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+
+
+@pytest.mark.parametrize(("bom", "crlf"), [(True, False), (False, True), (True, True)],
+                         ids=["bom", "crlf", "bom+crlf"])
+def test_bom_and_crlf_read_like_plain_utf8(data_dir: Path, tmp_path: Path, bom: bool, crlf: bool) -> None:
+    """A BOM glued to the first qrels/run query id used to drop its judgements without a word."""
+    want = load_beir(data_dir)
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        _rewrite(data_dir / name, bom=bom, crlf=crlf)
+    _rewrite(data_dir / "qrels" / "test.tsv", bom=bom, crlf=crlf, header=False)  # q1 on the first line
+    got = load_beir(data_dir)
+    assert (got.corpus, got.queries, got.qrels) == (want.corpus, want.queries, want.qrels)
+    assert got.qrels_unknown_queries == want.qrels_unknown_queries
+    run = full_run_file(tmp_path / "run.trec")
+    plain = read_trec_run(run)
+    _rewrite(run, bom=bom, crlf=crlf, header=True)
+    assert read_trec_run(run) == plain and "q1" in plain
+
+
+def test_broken_first_line_and_json_array_are_named(data_dir: Path) -> None:
+    corpus = data_dir / "corpus.jsonl"
+    lines = corpus.read_text(encoding="utf-8").splitlines()
+    corpus.write_bytes(b"\xef\xbb\xbf" + ("\n".join(['{"_id": "x", "text": ', *lines[1:]]) + "\n").encode())
+    with pytest.raises(EvalDataError, match=rf"{corpus}:1: not valid JSON"):
+        load_beir(data_dir)
+    corpus.write_text(json.dumps([json.loads(line) for line in lines], indent=2), encoding="utf-8")
+    with pytest.raises(EvalDataError, match=rf"{corpus}:1: starts a JSON array; corpus.jsonl must hold one JSON "
+                                            r"object per line"):
+        load_beir(data_dir)
+    assert issubclass(EvalDataError, ArgumentError) and issubclass(EvalDataError, ValueError)
+
+
 # ------------------------------------------------------------------------------------------------ metrics
 
 
@@ -328,6 +366,88 @@ def test_fp32_and_int8_v2_against_bm25(data_dir: Path, v2_checkpoint: Path, v2_a
     assert "NDCG@10" in table and "Recall@100" in table and "queries/s" in table
     assert f"{v2_artifact.name} vs {int8.name}  Spearman" in table
     assert "queries of queries.jsonl without a relevant document in the test qrels (skipped): 1" in table
+
+
+def _report(runs: dict[str, dict[str, tuple[float, float]]]) -> EvalReport:
+    """A report with the given (mean, ci95 half-width) per run and metric; nothing else in it matters to plot()."""
+    from mxbai_integrations.eval import DatasetSummary, RunResult
+
+    metrics = list(next(iter(runs.values())))
+    results = [RunResult(name=name, kind="reranker", metrics={m: v[0] for m, v in values.items()},
+                         ci95={m: v[1] for m, v in values.items()}, per_query={}) for name, values in runs.items()]
+    summary = DatasetSummary(data_dir="d", split="test", first_stage="bm25", depth=10, corpus_documents=5, queries=3)
+    return EvalReport(data=summary, metrics=metrics, stat_test="student", max_p=0.05, query_ids=[], runs=results)
+
+
+def _drawn_bars(fig) -> dict[tuple[str, int], tuple[float, float, float]]:
+    """(run, metric position) -> (bar height, lower end, upper end of its error bar), read off the axes."""
+    ax = fig.axes[0]
+    out = {}
+    for container in ax.containers:
+        if not hasattr(container, "errorbar"):
+            continue
+        segments = container.errorbar.lines[2][0].get_segments()
+        for j, (bar, segment) in enumerate(zip(container.patches, segments, strict=True)):
+            ys = sorted(float(y) for _, y in segment)
+            out[(container.get_label(), j)] = (bar.get_height(), ys[0], ys[1])
+    return out
+
+
+def test_plot_error_bars_stay_inside_what_the_metric_can_reach(tmp_path: Path) -> None:
+    report = _report({
+        "near-one": {"ndcg@10": (0.95, 0.12), "mrr@10": (1.0, 0.0), "dcg@10": (3.0, 0.5)},
+        "near-zero": {"ndcg@10": (0.03, 0.10), "mrr@10": (0.5, 0.2), "dcg@10": (0.1, 0.4)},
+    })
+    bars = _drawn_bars(report.plot(tmp_path / "ci.png"))
+    assert len(bars) == 6
+    assert bars[("near-one", 0)] == pytest.approx((0.95, 0.83, 1.0))  # NDCG cut at 1, not 1.07
+    assert bars[("near-one", 1)] == pytest.approx((1.0, 1.0, 1.0))
+    assert bars[("near-one", 2)] == pytest.approx((3.0, 2.5, 3.5))  # DCG is not bounded by 1
+    assert bars[("near-zero", 0)] == pytest.approx((0.03, 0.0, 0.13))  # and nothing goes below 0
+    assert bars[("near-zero", 1)] == pytest.approx((0.5, 0.3, 0.7))
+    assert bars[("near-zero", 2)] == pytest.approx((0.1, 0.0, 0.5))
+    assert report.run("near-one").ci95["ndcg@10"] == 0.12  # the record keeps the half-width as computed
+
+
+def test_reranker_options_record_and_the_loose_parameters(data_dir: Path, v1_artifact: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from mxbai_integrations import RerankerOptions
+    from mxbai_integrations.eval import runner
+
+    with pytest.raises(ArgumentError, match=r"reranker_options: \['max_length'\] apply to models given as paths"):
+        evaluate([MxbaiReranker(v1_artifact, providers=["cpu"])], data_dir, reranker_options={"max_length": 64})
+    seen: list[RerankerOptions] = []
+
+    class Spy(MxbaiReranker):
+        def __init__(self, model, *, options=None, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            seen.append(options)
+            super().__init__(model, options=options, **kwargs)
+
+    monkeypatch.setattr(runner, "MxbaiReranker", Spy)
+    run = {"q1": {"geo-1": 2.0, "geo-2": 1.0}, "q2": {"bio-1": 1.0}}
+    evaluate([v1_artifact], data_dir, run=run, show_progress=False, providers=["cpu"], max_length=64,
+             reranker_options={"batch_size": 4, "allow_fallback": True})
+    evaluate([v1_artifact], data_dir, run=run, show_progress=False,
+             reranker_options=RerankerOptions(providers=["cpu"], batch_size=4), batch_size=4)
+    evaluate([v1_artifact], data_dir, run=run, show_progress=False, providers=["cpu"])
+    assert seen == [
+        RerankerOptions(providers=["cpu"], max_length=64, batch_size=4, allow_fallback=True),
+        RerankerOptions(providers=["cpu"], batch_size=4),
+        RerankerOptions(providers=["cpu"]),
+    ]
+    assert seen[2].batch_size == 32  # the record's default, the same as the CLI's --batch-size
+
+    with pytest.raises(ArgumentError, match=r"batch_size: given as 16 and in reranker_options as 8"):
+        evaluate([v1_artifact], data_dir, batch_size=16, reranker_options={"batch_size": 8})
+    with pytest.raises(ArgumentError, match=r"providers: given as .* and in reranker_options"):
+        evaluate([v1_artifact], data_dir, providers=["cuda"], reranker_options=RerankerOptions(providers=["cpu"]))
+    with pytest.raises(ArgumentError, match=r"reranker_options: unknown option\(s\) \['batchsize'\]"):
+        evaluate([v1_artifact], data_dir, reranker_options={"batchsize": 8})
+    with pytest.raises(ArgumentError, match="limit_queries must be a positive int"):
+        evaluate([v1_artifact], data_dir, limit_queries=0)
+    with pytest.raises(TypeError, match="instruction must be a str"):
+        evaluate([v1_artifact], data_dir, instruction=3)
+    assert len(seen) == 3  # every refusal came before a model was loaded
 
 
 def test_api_argument_errors(data_dir: Path, v2_artifact: Path) -> None:

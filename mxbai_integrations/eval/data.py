@@ -7,8 +7,11 @@ also written by ``beir``, ``ir_datasets`` exports and MTEB retrieval tasks)::
     queries.jsonl       {"_id": "q1", "text": "..."}                      one query per line
     qrels/test.tsv      query-id <TAB> corpus-id <TAB> score              header line optional
 
-qrels lines in TREC form (``q1 0 d1 1``) are read too. Everything here is plain Python: no optional
-dependency, so a malformed file is reported before ranx, bm25s or a model is loaded.
+qrels lines in TREC form (``q1 0 d1 1``) are read too. Files written on Windows or exported from a
+spreadsheet read the same: a leading UTF-8 byte-order mark is dropped and CRLF ends a line (a BOM
+left in place would glue itself to the first query id and drop its judgements without a word).
+Everything here is plain Python: no optional dependency, so a malformed file is reported before
+ranx, bm25s or a model is loaded.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mxbai_integrations.errors import ArgumentError
+
 logger = logging.getLogger(__name__)
 
 CORPUS_NAME = "corpus.jsonl"
@@ -29,8 +34,12 @@ QRELS_DIR = "qrels"
 BEIR_LAYOUT = f"a BEIR directory holds {CORPUS_NAME}, {QUERIES_NAME} and {QRELS_DIR}/<split>.tsv"
 
 
-class EvalDataError(ValueError):
-    """Evaluation input that cannot be used as given; the message names the file (and line)."""
+class EvalDataError(ArgumentError):
+    """Evaluation input that cannot be used as given; the message names the file (and line).
+
+    An ``ArgumentError`` (so a ``ValueError``): the data are the caller's input, and the CLI reports
+    them as a usage error (exit status 2).
+    """
 
 
 @dataclass
@@ -68,9 +77,12 @@ def _require_file(path: Path, what: str) -> Path:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers; only "\\n" ends a record (U+2028 may sit in a text)."""
+    """Non-blank lines with their 1-based numbers, without a leading BOM or the line ends (LF or CRLF).
+
+    U+2028 and friends may sit inside a text: only the file's own line ends end a record.
+    """
     try:
-        with path.open("r", encoding="utf-8", newline="") as handle:
+        with path.open("r", encoding="utf-8-sig", newline="") as handle:
             for number, line in enumerate(handle, 1):
                 line = line.rstrip("\r\n")
                 if line.strip():
@@ -82,7 +94,12 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _json_records(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    first = True
     for number, line in _lines(path):
+        if first and line.lstrip().startswith("["):
+            raise EvalDataError(f"{path}:{number}: starts a JSON array; {path.name} must hold one JSON object per "
+                                "line (JSON lines), as BEIR writes it")
+        first = False
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from mxbai_integrations.errors import MissingExtraError
 from mxbai_integrations.eval.data import EvalDataError
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def bm25(corpus: dict[str, str], queries: dict[str, str], depth: int) -> FirstSt
         import bm25s
         from bm25s.tokenization import Tokenizer
     except ImportError as exc:
-        raise ImportError('the BM25 first stage needs bm25s: pip install "mxbai-integrations[eval]" '
+        raise MissingExtraError('the BM25 first stage needs bm25s: pip install "mxbai-integrations[eval]" '
                           "(or give a TREC run file)") from exc
 
     # bm25s sets its logger to DEBUG at import; its index chatter is not news to the user.

@@ -15,16 +15,22 @@ from typing import Any
 
 import numpy as np
 
+from mxbai_integrations.errors import ArgumentError, MissingExtraError
+
 try:
     import ranx
     from scipy import stats
 except ImportError as exc:  # pragma: no cover - exercised by the CLI's one-line error
-    raise ImportError('mxbai_integrations.eval needs ranx: pip install "mxbai-integrations[eval]"') from exc
+    raise MissingExtraError('mxbai_integrations.eval needs ranx: pip install "mxbai-integrations[eval]"') from exc
 
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "mrr@10", "recall@100", "map")
 STAT_TESTS = ("student", "fisher", "tukey")
 _DISPLAY = {"ndcg": "NDCG", "mrr": "MRR", "map": "MAP", "recall": "Recall", "precision": "P", "hits": "Hits",
             "hit_rate": "HitRate", "r-precision": "R-Prec", "bpref": "BPref", "f1": "F1", "dcg": "DCG"}
+
+# Metrics whose values lie in [0, 1]; the others (hits, dcg) are counts or unnormalised gains, >= 0.
+BOUNDED_BY_ONE = frozenset({"ndcg", "ndcg_burges", "mrr", "map", "recall", "precision", "hit_rate", "r-precision",
+                            "bpref", "f1", "rbp"})
 
 Run = Mapping[str, Mapping[str, float]]
 
@@ -48,21 +54,26 @@ def display_name(metric: str) -> str:
     return _DISPLAY.get(name, name) + (f"@{cut}" if cut else "")
 
 
+def value_range(metric: str) -> tuple[float, float | None]:
+    """(lowest, highest or None) a ranx metric can take: what a confidence interval must stay inside."""
+    return 0.0, 1.0 if metric.partition("@")[0] in BOUNDED_BY_ONE else None
+
+
 def check_metrics(metrics: Sequence[str]) -> list[str]:
     """Names ranx knows, checked on a one-query case before any model runs (this also warms numba up)."""
     if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics:
-        raise ValueError(f"metrics must be a non-empty list of ranx metric names, got {metrics!r}")
+        raise ArgumentError(f"metrics must be a non-empty list of ranx metric names, got {metrics!r}")
     out = list(metrics)
     if len(set(out)) != len(out):
-        raise ValueError(f"metrics: duplicates in {out!r}")
+        raise ArgumentError(f"metrics: duplicates in {out!r}")
     for metric in out:
         if not isinstance(metric, str):
-            raise ValueError(f"metrics: {metric!r} is not a ranx metric name")
+            raise ArgumentError(f"metrics: {metric!r} is not a ranx metric name")
         try:
             with _quiet_numba():
                 ranx.evaluate(ranx.Qrels({"q": {"d": 1}}), ranx.Run({"q": {"d": 1.0}}), metric)
         except Exception:
-            raise ValueError(f"metrics: {metric!r} is not a ranx metric (e.g. 'ndcg@10', 'mrr@10', 'recall@100', "
+            raise ArgumentError(f"metrics: {metric!r} is not a ranx metric (e.g. 'ndcg@10', 'mrr@10', 'recall@100', "
                              "'map')") from None
     return out
 

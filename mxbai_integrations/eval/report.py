@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mxbai_integrations.eval.metrics import display_name
+from mxbai_integrations.errors import ArgumentError, MissingExtraError
+from mxbai_integrations.eval.metrics import display_name, value_range
 
 FORMAT_VERSION = 1
 _TEST_NAMES = {"student": "paired Student's t-test", "fisher": "Fisher's randomization test",
@@ -130,6 +131,22 @@ class DatasetSummary:
     limit_queries: int | None = None
 
 
+def error_bars(result: RunResult, metrics: list[str]) -> tuple[list[float], list[float]]:
+    """The 95% interval around each mean as (below, above), cut at the values the metric can take.
+
+    The t interval is symmetric and knows nothing of bounds: NDCG 0.95 +- 0.12 would draw a bar up to
+    1.07, a value no ranking can reach. The bar stops at the bound instead (0 below; 1 above for
+    NDCG, MRR, MAP, recall and the other normalised metrics); ``ci95`` keeps the half-width as computed.
+    """
+    below, above = [], []
+    for metric in metrics:
+        mean, half = result.metrics[metric], result.ci95[metric]
+        low, high = value_range(metric)
+        below.append(max(0.0, min(half, mean - low)))
+        above.append(half if high is None else max(0.0, min(half, high - mean)))
+    return below, above
+
+
 @dataclass
 class EvalReport:
     """The result of :func:`mxbai_integrations.eval.evaluate`: first stage and rerankers, side by side.
@@ -183,7 +200,8 @@ class EvalReport:
     def from_dict(cls, data: dict[str, Any]) -> EvalReport:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
-            raise ValueError(f"report format_version {version!r} is not the one this version reads ({FORMAT_VERSION})")
+            raise ArgumentError(f"report format_version {version!r} is not the one this version reads "
+                                f"({FORMAT_VERSION})")
         return cls(
             data=DatasetSummary(**data["data"]), metrics=list(data["metrics"]), stat_test=data["stat_test"],
             max_p=float(data["max_p"]), query_ids=list(data["query_ids"]),
@@ -257,9 +275,9 @@ class EvalReport:
         """
         out = Path(directory).expanduser()
         if out.exists() and not out.is_dir():
-            raise ValueError(f"save_runs: {str(out)!r} exists and is not a directory")
+            raise ArgumentError(f"save_runs: {str(out)!r} exists and is not a directory")
         if any(not r.run for r in self.runs):
-            raise ValueError("save_runs: this report holds no scored candidates (read from JSON written "
+            raise ArgumentError("save_runs: this report holds no scored candidates (read from JSON written "
                              "without include_runs=True)")
         out.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -284,23 +302,25 @@ class EvalReport:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
         except ImportError as exc:
-            raise ImportError('EvalReport.plot needs matplotlib: pip install "mxbai-integrations[eval]"') from exc
+            raise MissingExtraError('EvalReport.plot needs matplotlib: pip install "mxbai-integrations[eval]"') from exc
         metrics = list(metrics or self.metrics)
         unknown = [m for m in metrics if m not in self.metrics]
         if unknown:
-            raise ValueError(f"metrics: {unknown} not in this report ({self.metrics})")
+            raise ArgumentError(f"metrics: {unknown} not in this report ({self.metrics})")
         width_in = min(12.0, 3.0 + 0.45 * len(metrics) * len(self.runs))
         fig = Figure(figsize=(max(6.0, width_in), 4.2), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         width = 0.8 / len(self.runs)
+        top = 1.0
         for i, result in enumerate(self.runs):
             xs = [j + (i - (len(self.runs) - 1) / 2) * width for j in range(len(metrics))]
-            ax.bar(xs, [result.metrics[m] for m in metrics], width, yerr=[result.ci95[m] for m in metrics],
-                   capsize=3, label=result.name)
+            means = [result.metrics[m] for m in metrics]
+            below, above = error_bars(result, metrics)
+            ax.bar(xs, means, width, yerr=[below, above], capsize=3, label=result.name)
+            top = max(top, *(m + a for m, a in zip(means, above, strict=True)))
         ax.set_xticks(range(len(metrics)), [display_name(m) for m in metrics])
-        top = max(r.metrics[m] + r.ci95[m] for r in self.runs for m in metrics)
-        ax.set_ylim(0, max(1.0, top) * 1.05)
+        ax.set_ylim(0, top * 1.05)
         ax.set_ylabel("score (95% CI)")
         ax.set_title(f"{Path(self.data.data_dir).name} ({self.data.split}, {self.data.queries} queries): "
                      f"{self.data.first_stage} top {self.data.depth} reranked", fontsize=10)
