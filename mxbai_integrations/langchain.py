@@ -14,12 +14,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from mxbai_integrations.errors import MissingExtraError
+
 try:
     from langchain_core.callbacks import AsyncCallbackManager, CallbackManager, Callbacks
     from langchain_core.documents import BaseDocumentCompressor, Document
     from langchain_core.runnables.config import run_in_executor
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
-    raise ImportError(
+    raise MissingExtraError(
         'mxbai_integrations.langchain needs langchain-core: pip install "mxbai-integrations[langchain]"'
     ) from exc
 

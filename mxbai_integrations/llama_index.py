@@ -13,6 +13,8 @@ import asyncio
 import os
 from typing import Any
 
+from mxbai_integrations.errors import MissingExtraError
+
 try:
     from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_serializer, model_validator
     from llama_index.core.callbacks import CBEventType, EventPayload
@@ -21,7 +23,7 @@ try:
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
-    raise ImportError(
+    raise MissingExtraError(
         'mxbai_integrations.llama_index needs llama-index-core: pip install "mxbai-integrations[llama-index]"'
     ) from exc
 

@@ -168,7 +168,7 @@ def trt_max_batch(providers: Sequence[ProviderSpec]) -> int | None:
             try:
                 batches.append(int(dims.split("x")[0]))
             except ValueError:
-                raise ValueError(f"providers: TensorRT option trt_profile_max_shapes {shapes!r} is not "
+                raise ArgumentError(f"providers: TensorRT option trt_profile_max_shapes {shapes!r} is not "
                                  "'name:BATCHxLENGTH,...'") from None
         return min(batches) if batches else None
     return None
