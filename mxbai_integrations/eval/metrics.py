@@ -1,4 +1,4 @@
-"""Scores and tests through ranx (metrics, paired significance) and scipy (Spearman): nothing hand-written.
+"""Scores and tests through ranx (metrics, paired significance) and scipy (confidence intervals): nothing hand-written.
 
 ranx compiles its metrics with numba on first use (tens of seconds once per environment; numba
 caches the result on disk), so a process computes everything it needs in as few calls as it can.
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mxbai_integrations.errors import ArgumentError, MissingExtraError
+from mxbai_integrations.ranking import spearman
 
 try:
     import ranx
@@ -168,7 +169,7 @@ def agreement(a: Run, b: Run, candidates: Mapping[str, Sequence[str]], *, k: int
         xa = np.array([a[query_id][d] for d in docs], dtype=np.float64)
         xb = np.array([b[query_id][d] for d in docs], dtype=np.float64)
         if np.ptp(xa) > 0 and np.ptp(xb) > 0:
-            rhos.append(float(stats.spearmanr(xa, xb).statistic))
+            rhos.append(spearman(xa, xb))
         top_a = _top(a[query_id], docs, k)
         top_b = _top(b[query_id], docs, k)
         overlaps.append(len(top_a & top_b) / min(k, len(docs)))
