@@ -55,6 +55,8 @@ class RerankerOptions:
         max_batch_tokens: cap on rows x padded length per batch (default 4096 on CPU, 16384 on GPU).
         allow_fallback: run on the CPU with a warning when a requested GPU provider does not attach
             (or is not offered by this onnxruntime build), instead of raising ProviderError.
+        revision: for a hub id, the revision (branch, tag or commit hash) of the artifact repo, or
+            of the checkpoint a first-use export reads (default main).
         cache_dir: where first-use exports and TensorRT engines live (default
             ``$MXBAI_INTEGRATIONS_CACHE`` or ``~/.cache/mxbai_integrations``).
         intra_op_num_threads: CPU threads for onnxruntime (default: onnxruntime's).
@@ -78,6 +80,8 @@ class RerankerOptions:
         "rows x padded length per batch at most (default 4096 on CPU, 16384 on GPU)", metavar="N"))
     allow_fallback: bool = field(default=False, metadata=_cli(
         "run on the CPU with a warning when a requested GPU provider is missing or does not attach"))
+    revision: str | None = field(default=None, metadata=_cli(
+        "for a hub id: the revision (branch, tag or commit) of the artifact repo or checkpoint", metavar="REV"))
     cache_dir: str | None = field(default=None, metadata=_cli(
         "first-use exports and TensorRT engines (default $MXBAI_INTEGRATIONS_CACHE or ~/.cache/mxbai_integrations)",
         metavar="DIR"))
@@ -107,6 +111,8 @@ class RerankerOptions:
         check_long_documents(self.long_documents)
         check_non_negative_int("chunk_stride", self.chunk_stride)
         check_positive_int("max_chunks", self.max_chunks)
+        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()):
+            raise ArgumentError(f"revision must be a non-empty string or None, got {self.revision!r}")
         if self.cache_dir is not None:
             if not isinstance(self.cache_dir, (str, os.PathLike)):
                 raise ArgumentTypeError(f"cache_dir must be a path or None, got {type(self.cache_dir).__name__}")

@@ -67,12 +67,15 @@ class MxbaiReranker:
     """mxbai-rerank v1/v2 on ONNX Runtime: one session, safe to share between threads.
 
     Args:
-        model: artifact directory, hub id or local checkpoint (exported into the cache on first use,
-            needs the ``export`` extra); None reads ``MXBAI_RERANK_MODEL``, else mxbai-rerank-base-v2.
+        model: artifact directory; hub id of an artifact repo (downloaded into the Hugging Face
+            cache, needs the ``hub`` extra) or of a checkpoint; or a local checkpoint (a checkpoint
+            is exported into the cache on first use, which needs the ``export`` extra). None reads
+            ``MXBAI_RERANK_MODEL``, else mixedbread-ai/mxbai-rerank-base-v2.
         options: a :class:`~mxbai_integrations.options.RerankerOptions`; or give its fields as
             keyword arguments: ``providers`` ("auto": TensorRT -> CUDA -> CPU, or a list),
             ``dtype``, ``batch_size``, ``max_length``, ``max_batch_tokens``, ``allow_fallback``,
-            ``cache_dir``, ``intra_op_num_threads``, ``verify``.
+            ``revision``, ``cache_dir``, ``intra_op_num_threads``, ``verify``, ``long_documents``,
+            ``chunk_stride``, ``max_chunks``.
         session_options: onnxruntime.SessionOptions to use as is.
 
     Raises:
@@ -104,7 +107,7 @@ class MxbaiReranker:
         if not isinstance(options, RerankerOptions):
             raise ArgumentError(f"options must be a RerankerOptions, got {type(options).__name__}")
         resolved = resolve_model(model, dtype=options.dtype or _default_dtype(options.providers),
-                                 cache_dir=options.cache_dir)
+                                 cache_dir=options.cache_dir, revision=options.revision)
         manifest = resolved.manifest
         if options.dtype is not None and manifest.dtype != options.dtype:
             raise ArgumentError(f"dtype: asked for {options.dtype!r} but the artifact at {str(resolved.path)!r} "

@@ -27,7 +27,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from mxbai_integrations.cli import evaluate, export, info, rerank, serve, validate
+from mxbai_integrations.cli import evaluate, export, info, push, rerank, serve, validate
 from mxbai_integrations.cli.console import PROG, cli_output, error, silence_stdout, write
 from mxbai_integrations.cli.documents import read_documents
 from mxbai_integrations.cli.errors import (
@@ -63,6 +63,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": info.run,
     "validate": validate.run,
     "eval": evaluate.run,
+    "push": push.run,
 }
 # Arguments that name paths: an OS error about one of them (or a file inside it) is the user's.
 PATH_ARGUMENTS = ("model", "models", "file", "source", "out_dir", "data", "run", "save_runs", "plot", "reference",

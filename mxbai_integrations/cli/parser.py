@@ -109,6 +109,23 @@ def _add_info_validate(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the validation record as JSON")
 
 
+def _add_push(sub: Any) -> None:
+    p = sub.add_parser("push", help="upload an artifact to a Hugging Face Hub model repo (extra `hub`)",
+                       description="Upload ARTIFACT's files (those its manifest lists) and a model card written from "
+                                   "its manifest to the model repo REPO_ID, creating it if needed. The artifact is "
+                                   "checked first; a corrupt or failed-validation artifact is not uploaded. The token "
+                                   "is huggingface_hub's: HF_TOKEN or `hf auth login`.")
+    p.add_argument("model", metavar="ARTIFACT", help="artifact directory")
+    p.add_argument("repo_id", metavar="REPO_ID", help="the model repo, org/name")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", default=None, metavar="BRANCH", help="branch to commit to (default main)")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
+    p.add_argument("--license", default=None, help="the card's license (default: inherited where known, else other)")
+    p.add_argument("--message", default=None, help="commit message")
+    p.add_argument("--allow-invalid", action="store_true",
+                   help="upload an artifact whose export-time validation failed (the card says so)")
+
+
 def _add_eval(sub: Any) -> None:
     p = sub.add_parser("eval", help="reranking quality on your BEIR-format data (extra `eval`)",
                        description="Rerank a first stage's top --depth per query with each MODEL and report "
@@ -147,5 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rerank(sub)
     _add_serve(sub)
     _add_info_validate(sub)
+    _add_push(sub)
     _add_eval(sub)
     return parser
