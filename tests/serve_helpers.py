@@ -1,4 +1,8 @@
-"""Test helpers for the HTTP server: uvicorn on 127.0.0.1 in a thread, and a reranker that can be held."""
+"""Test helpers for the HTTP server: uvicorn on 127.0.0.1 in a thread, and a reranker that can be held.
+
+The reranker is held at ``Scorer.run_batch``, the public seam every model pass goes through (the
+server's batcher, Ray's ``@serve.batch`` and ``MxbaiReranker.score`` alike).
+"""
 
 from __future__ import annotations
 
@@ -17,17 +21,18 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """``uvicorn.Server`` running ``app`` on a free loopback port in a daemon thread (a real socket)."""
+    """``run_server``'s uvicorn server running ``app`` on a free loopback port in a daemon thread (a real socket)."""
 
-    def __init__(self, app: Any, *, graceful_timeout_s: float = 30.0) -> None:
-        import uvicorn
+    def __init__(self, app: Any, *, graceful_timeout_s: float = 30.0, keep_alive_timeout_s: float = 5.0,
+                 header_timeout_s: float = 10.0) -> None:
+        from mxbai_integrations.serve.server import build_server
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=graceful_timeout_s)
-        self.server = uvicorn.Server(config)
+        self.server = build_server(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                   graceful_timeout_s=graceful_timeout_s, keep_alive_timeout_s=keep_alive_timeout_s,
+                                   header_timeout_s=header_timeout_s)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
 
     def start(self) -> LiveServer:
@@ -51,14 +56,25 @@ class LiveServer:
 
 
 class HeldReranker(MxbaiReranker):
-    """An MxbaiReranker whose model passes wait for ``release`` (to fill a queue, or catch a request in flight)."""
+    """An MxbaiReranker whose model passes wait for ``release`` (to fill a queue, or catch a request in flight).
+
+    Its scorer's ``run_batch`` (the public seam) is wrapped on this instance only.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.entered = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
-        self.passes = 0
+        run_batch = self.scorer.run_batch
+
+        def held(ids: Any, mask: Any) -> Any:
+            self.entered.set()
+            if not self.gate.wait(60):
+                raise TimeoutError("the test never released the model")
+            return run_batch(ids, mask)
+
+        self.scorer.run_batch = held  # type: ignore[method-assign]
 
     def hold(self) -> None:
         self.entered.clear()
@@ -66,10 +82,3 @@ class HeldReranker(MxbaiReranker):
 
     def release(self) -> None:
         self.gate.set()
-
-    def raw_scores(self, rows: Any, *, batch_size: int | None = None) -> list[float]:
-        self.passes += 1
-        self.entered.set()
-        if not self.gate.wait(60):
-            raise TimeoutError("the test never released the model")
-        return super().raw_scores(rows, batch_size=batch_size)

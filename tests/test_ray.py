@@ -43,14 +43,15 @@ def ray_cluster(request):
 def test_serve_deployment_answers_http_with_mxbai_reranker_scores(ray_cluster, v2_artifact):
     from ray import serve
 
+    from mxbai_integrations.options import RerankerOptions
     from mxbai_integrations.serve import BatchOptions
     from mxbai_integrations.serve.ray_serve import build_app
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
-        serve.run(build_app(v2_artifact, ray_actor_options={"num_cpus": 0.5},
-                            batching=BatchOptions(max_wait_ms=50, max_batch_requests=16)),
+        serve.run(build_app(v2_artifact, ray_actor_options={"num_cpus": 0.5}, reranker_options=RerankerOptions(
+                                batch_size=4), batching=BatchOptions(max_wait_ms=50, max_batch_requests=16)),
                   name="mxbai", route_prefix="/")
         url = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{url}/health", timeout=30).json() == {"status": "ok"}
@@ -85,7 +86,8 @@ def test_ray_data_scores_every_row_once_with_the_reference_scores(ray_cluster, v
     rows = [{"id": f"{qi}-{di}", "query": q, "document": d}
             for qi, q in enumerate(QUERIES) for di, d in enumerate(DOCS)]
     dataset = ray.data.from_items(rows).repartition(blocks)
-    scored = rerank_dataset(dataset, v1_artifact, batch_size=5, num_cpus=0.5).take_all()
+    scored = rerank_dataset(dataset, v1_artifact, batch_size=5, num_cpus=0.5,
+                            reranker_options={"batch_size": 3}).take_all()
     ids = [r["id"] for r in scored]
     assert sorted(ids) == sorted(r["id"] for r in rows)  # every row, exactly once
     by_id = {r["id"]: r for r in scored}
@@ -98,3 +100,15 @@ def test_ray_data_scores_every_row_once_with_the_reference_scores(ray_cluster, v
         ref = reference[qi * len(DOCS):(qi + 1) * len(DOCS)]
         assert list(np.argsort(-np.asarray(ours), kind="stable")) == list(np.argsort(-ref, kind="stable"))
     assert all(by_id[r["id"]]["query"] == r["query"] and by_id[r["id"]]["document"] == r["document"] for r in rows)
+
+
+def test_ray_entry_points_check_reranker_options_before_anything_runs(ray_cluster, v1_artifact):
+    from mxbai_integrations.errors import ArgumentError
+    from mxbai_integrations.serve.ray_data import rerank_dataset
+    from mxbai_integrations.serve.ray_serve import build_app
+
+    with pytest.raises(ArgumentError, match="reranker_options: unknown option"):
+        build_app(v1_artifact, reranker_options={"batchsize": 4})
+    with pytest.raises(ArgumentError, match="batch_size"):
+        rerank_dataset(ray.data.from_items([{"query": "q", "document": "d"}]), v1_artifact,
+                       reranker_options={"batch_size": 0})

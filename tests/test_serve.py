@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from serve_helpers import HeldReranker, LiveServer, free_port  # noqa: E402
 
 from mxbai_integrations import MxbaiReranker  # noqa: E402
-from mxbai_integrations.serve import BatchOptions, ServeLimits, create_app  # noqa: E402
+from mxbai_integrations.serve import BatchOptions, ServeLimits, ServerOptions, create_app  # noqa: E402
 
 QUERY = "Which city is the capital of France?"
 DOCS = [
@@ -198,17 +198,19 @@ def test_bad_request_is_a_json_error_naming_the_field_and_the_server_still_answe
         assert _ranked(good.json()["results"]) == [(r.index, r.score) for r in v1.rank(QUERY, short)]
 
 
-def test_a_failed_model_pass_fails_its_requests_not_the_worker(v1_artifact, v1):
-    class FailsOnce(MxbaiReranker):
-        failed = False
+def test_a_failed_model_pass_fails_its_requests_not_the_worker(v1_artifact, v1, monkeypatch):
+    reranker = MxbaiReranker(v1_artifact)
+    run_batch = reranker.scorer.run_batch
+    failed: list[bool] = []
 
-        def raw_scores(self, rows, *, batch_size=None):
-            if not self.failed:
-                self.failed = True
-                raise RuntimeError("simulated onnxruntime failure")
-            return super().raw_scores(rows, batch_size=batch_size)
+    def fails_once(ids, mask):
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("simulated onnxruntime failure")
+        return run_batch(ids, mask)
 
-    with TestClient(create_app(FailsOnce(v1_artifact)), raise_server_exceptions=False) as client:
+    monkeypatch.setattr(reranker.scorer, "run_batch", fails_once)  # the scorer's public seam
+    with TestClient(create_app(reranker), raise_server_exceptions=False) as client:
         broken = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
         assert broken.status_code == 500 and broken.json()["error_type"] == "internal"
         after = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
@@ -224,6 +226,12 @@ def test_limits_are_checked_when_configured():
         BatchOptions(max_wait_ms=-1)
     with pytest.raises(ValueError, match="max_batch_requests"):
         BatchOptions(max_batch_requests=0)
+    with pytest.raises(ValueError, match="max_query_chars"):
+        ServeLimits(max_query_chars=True)
+    with pytest.raises(ValueError, match="body_timeout_s"):
+        ServeLimits(body_timeout_s=float("inf"))
+    with pytest.raises(ValueError, match="header_timeout_s"):
+        ServerOptions(header_timeout_s=0)
 
 
 # -- over a real socket: batching, the queue bound, loading, shutdown ----------------------------------
@@ -336,6 +344,7 @@ def test_full_queue_is_503_the_loop_stays_free_and_the_server_recovers(v1_artifa
 
         first, second, third, health_s = asyncio.run(scenario())
         assert third.status_code == 503 and third.json()["error_type"] == "queue_full"
+        assert int(third.headers["retry-after"]) >= 1
         assert health_s < 5
         expected = [(r.index, r.score) for r in v1.rank(QUERY, DOCS)]
         for response in (first, second):
@@ -364,9 +373,11 @@ def test_health_is_503_until_the_model_is_loaded(v1_artifact):
         return MxbaiReranker(v1_artifact)
 
     with TestClient(create_app(load)) as client:
-        assert client.get("/health").status_code == 503 and client.get("/health").json()["status"] == "loading"
+        loading = client.get("/health")
+        assert loading.status_code == 503 and loading.json()["status"] == "loading"
         early = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
         assert early.status_code == 503 and early.json()["error_type"] == "not_ready"
+        assert int(loading.headers["retry-after"]) >= 1 and int(early.headers["retry-after"]) >= 1
         may_load.set()
         _wait_for(lambda: client.get("/health").status_code == 200)
         assert client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}).status_code == 200
@@ -444,18 +455,26 @@ def test_cli_serve_missing_model_is_one_line_exit_2(tmp_path):
     assert proc.stderr.startswith("mxbai-onnx: error:") and proc.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize(("hidden", "module", "extra"), [
-    ("fastapi", "mxbai_integrations.serve", "mxbai-integrations[serve]"),
-    ("prometheus_client", "mxbai_integrations.serve", "mxbai-integrations[serve]"),
-    ("ray", "mxbai_integrations.serve.ray_serve", "mxbai-integrations[ray"),
-    ("ray", "mxbai_integrations.serve.ray_data", "mxbai-integrations[ray"),
+@pytest.mark.parametrize(("hidden", "statement", "extra"), [
+    ("fastapi", "from mxbai_integrations.serve import create_app", "mxbai-integrations[serve]"),
+    ("prometheus_client", "import mxbai_integrations.serve.app", "mxbai-integrations[serve]"),
+    ("ray", "import mxbai_integrations.serve.ray_serve", "mxbai-integrations[ray"),
+    ("ray", "import mxbai_integrations.serve.ray_data", "mxbai-integrations[ray"),
 ])
-def test_import_without_the_extra_names_it(hidden, module, extra):
+def test_import_without_the_extra_names_it(hidden, statement, extra):
     code = (f"import sys; sys.modules[{hidden!r}] = None\n"
-            f"try:\n    import {module}\nexcept ImportError as e:\n    print(e)\n")
+            f"try:\n    {statement}\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"}).stdout
     assert f'pip install "{extra}' in out
+
+
+def test_the_limits_and_batching_records_import_without_the_extra():
+    code = ("import sys; sys.modules['fastapi'] = None\n"
+            "from mxbai_integrations.serve import BatchOptions, ServeLimits, ServerOptions\n"
+            "print(ServeLimits().max_query_chars, BatchOptions().max_batch_requests, ServerOptions().header_timeout_s)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["100000", "64", "10.0"], out.stderr
 
 
 def test_serving_never_imports_torch():

@@ -2,10 +2,11 @@
 
 One request of 20 documents leaves a batch half empty and pays the per-run overhead alone; under
 load the requests that arrive while the model is busy, or within a few milliseconds of each other,
-are scored in one ``MxbaiReranker.raw_scores`` pass (sorted by length, padded to a multiple of 8,
-capped by the reranker's token budget) and the scores are handed back to each caller. Rows never
-see each other inside the graph (position ids come from each row's own mask), so every caller gets
-the scores it would get alone, to within float32 padding noise.
+are scored in one ``Scorer.raw_scores`` pass (sorted by length, padded to a multiple of 8, capped
+by the scorer's token budget) and the scores are handed back to each caller. Rows never see each
+other inside the graph (position ids come from each row's own mask), so every caller gets the
+scores it would get alone, to within float32 padding noise; and a row that scores NaN or inf fails
+only the request that owns it, never the others in its pass.
 
 Model work runs in one worker thread, never on the event loop; the loop only gathers and hands back.
 """
@@ -21,14 +22,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
+from mxbai_integrations.checks import check_positive_int
+from mxbai_integrations.errors import NonFiniteScoreError
 from mxbai_integrations.reranker import MxbaiReranker
+from mxbai_integrations.scorer import Scorer
+from mxbai_integrations.serve.config import BatchOptions
 
 logger = logging.getLogger(__name__)
 
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+__all__ = ["BatchStats", "CrossRequestBatcher", "Engine", "JobResult", "NotReadyError", "QueueFullError",
+           "ScoreJob", "run_jobs"]
 
 
 class QueueFullError(Exception):
@@ -44,67 +49,52 @@ class ScoreJob:
     """One request's encoded rows and how its scores are finished.
 
     Attributes:
-        rows: token ids per (query, document) pair, from ``MxbaiReranker.encode``.
+        rows: token ids per (query, document) pair, from ``Scorer.encode``/``pairs``.
         normalize: v2: sigmoid(score - shift) instead of the raw logit.
         raw: the score head's output with no activation at all (v1: the logit).
+        tokens: the rows' total length (counted once: the batcher sums it on every arrival).
     """
 
     rows: list[list[int]]
     normalize: bool = False
     raw: bool = False
+    tokens: int = field(init=False)
 
-    @property
-    def tokens(self) -> int:
-        return sum(len(r) for r in self.rows)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tokens", sum(len(r) for r in self.rows))
 
 
-def run_jobs(reranker: MxbaiReranker, jobs: Sequence[ScoreJob]) -> list[list[float]]:
-    """Score the rows of all jobs in one token-budget pass; return each job's scores in its own order.
+# A job's outcome: its scores, or the NonFiniteScoreError naming its own rows that scored NaN/inf.
+JobResult = list[float] | NonFiniteScoreError
+
+
+def as_scorer(model: Scorer | MxbaiReranker) -> Scorer:
+    """The scorer to run: given, or the one under a loaded ``MxbaiReranker``."""
+    return model.scorer if isinstance(model, MxbaiReranker) else model
+
+
+def run_jobs(model: Scorer | MxbaiReranker, jobs: Sequence[ScoreJob]) -> list[JobResult]:
+    """Score the rows of all jobs in one token-budget pass; return each job's outcome in its own order.
 
     This is the model work of one gathered batch; the local batcher and the Ray Serve deployment
-    (``@serve.batch``) both call it, in a worker thread.
+    (``@serve.batch``) both call it, in a worker thread. Finiteness is checked per job: a NaN row
+    makes only its own job's outcome a ``NonFiniteScoreError`` (indices within that job's rows).
     """
+    scorer = as_scorer(model)
     rows = [row for job in jobs for row in job.rows]
-    raw = reranker.raw_scores(rows)
-    out: list[list[float]] = []
+    raw = scorer.raw_scores(rows, check_finite=False)
+    out: list[JobResult] = []
     start = 0
     for job in jobs:
         part = raw[start:start + len(job.rows)]
         start += len(job.rows)
-        out.append(part if job.raw else reranker.activate(part, normalize=job.normalize))
+        bad = np.flatnonzero(~np.isfinite(part))
+        if bad.size:
+            out.append(NonFiniteScoreError(bad.tolist(), dtype=scorer.manifest.dtype, provider=scorer.providers[0]))
+            continue
+        values = part if job.raw else scorer.activate(part, normalize=job.normalize)
+        out.append([float(x) for x in values])
     return out
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """How long and how much to gather before running the model.
-
-    Attributes:
-        max_wait_ms: after the first request arrives, wait this long for others (requests that
-            arrive while the model is busy join the next batch without waiting).
-        max_batch_requests: requests per gathered batch at most; 1 turns cross-request batching off
-            (each request runs alone, one after the other).
-        max_batch_documents: documents per gathered batch at most (bounds the latency a small
-            request pays for sharing a batch with large ones).
-        max_batch_tokens: tokens per gathered batch at most; the model itself still runs in
-            sub-batches of the reranker's own ``max_batch_tokens``.
-    """
-
-    max_wait_ms: float = 5.0
-    max_batch_requests: int = 64
-    max_batch_documents: int = 1024
-    max_batch_tokens: int = 262_144
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_wait_ms, bool) or not isinstance(self.max_wait_ms, (int, float)) \
-                or not 0 <= self.max_wait_ms <= 10_000:
-            raise ValueError(f"max_wait_ms must be a number of milliseconds in [0, 10000], got {self.max_wait_ms!r}")
-        for name in ("max_batch_requests", "max_batch_documents", "max_batch_tokens"):
-            _check_positive_int(name, getattr(self, name))
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_batch_requests > 1
 
 
 @dataclass(frozen=True)
@@ -141,7 +131,8 @@ class CrossRequestBatcher:
     """Gathers concurrent requests and scores them together in a worker thread.
 
     Args:
-        reranker: the loaded reranker (thread-safe; only the worker thread runs it).
+        model: the loaded scorer, or an ``MxbaiReranker`` (its scorer is used); only the worker
+            thread runs it.
         options: the gathering rule; ``BatchOptions(max_batch_requests=1)`` handles requests one by one.
         max_queue: requests waiting for the model at most; beyond it ``submit`` raises QueueFullError.
         on_batch: called on the event loop after each model pass (metrics).
@@ -149,18 +140,20 @@ class CrossRequestBatcher:
 
     def __init__(
         self,
-        reranker: MxbaiReranker,
+        model: Scorer | MxbaiReranker,
         options: BatchOptions | None = None,
         *,
         max_queue: int = 256,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
-        _check_positive_int("max_queue", max_queue)
-        self.reranker = reranker
+        check_positive_int("max_queue", max_queue, allow_none=False)
+        self.scorer = as_scorer(model)
         self.options = options or BatchOptions()
         self.max_queue = max_queue
         self._on_batch = on_batch
         self._queue: deque[_Pending] = deque()
+        self._queued_rows = 0  # running totals of the queue (cancelled entries included until popped)
+        self._queued_tokens = 0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -189,6 +182,8 @@ class CrossRequestBatcher:
             return []
         future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(job, future))
+        self._queued_rows += len(job.rows)
+        self._queued_tokens += job.tokens
         self._wakeup.set()
         return await future
 
@@ -204,6 +199,12 @@ class CrossRequestBatcher:
             self._executor = None
 
     # -- the loop ----------------------------------------------------------------------------------
+    def _pop(self) -> _Pending:
+        item = self._queue.popleft()
+        self._queued_rows -= len(item.job.rows)
+        self._queued_tokens -= item.job.tokens
+        return item
+
     def _take(self) -> list[_Pending]:
         """Pop the next batch: the first live request, then others while they fit the caps."""
         opts = self.options
@@ -212,22 +213,20 @@ class CrossRequestBatcher:
         while self._queue and len(batch) < opts.max_batch_requests:
             item = self._queue[0]
             if item.future.done():  # the client went away while waiting
-                self._queue.popleft()
+                self._pop()
                 continue
             n, t = len(item.job.rows), item.job.tokens
             if batch and (docs + n > opts.max_batch_documents or tokens + t > opts.max_batch_tokens):
                 break
-            self._queue.popleft()
-            batch.append(item)
+            batch.append(self._pop())
             docs, tokens = docs + n, tokens + t
         return batch
 
     def _full(self) -> bool:
+        """Enough is queued for a full pass (running totals: O(1) per arrival, not O(queue))."""
         opts = self.options
-        live = [p for p in self._queue if not p.future.done()]
-        return (len(live) >= opts.max_batch_requests
-                or sum(len(p.job.rows) for p in live) >= opts.max_batch_documents
-                or sum(p.job.tokens for p in live) >= opts.max_batch_tokens)
+        return (len(self._queue) >= opts.max_batch_requests or self._queued_rows >= opts.max_batch_documents
+                or self._queued_tokens >= opts.max_batch_tokens)
 
     async def _gather_wait(self) -> None:
         """Wait until the batch is full or the first request has waited ``max_wait_ms``."""
@@ -263,16 +262,20 @@ class CrossRequestBatcher:
                 jobs = [p.job for p in batch]
                 started = time.perf_counter()
                 try:
-                    results = await loop.run_in_executor(self._executor, run_jobs, self.reranker, jobs)
+                    results = await loop.run_in_executor(self._executor, run_jobs, self.scorer, jobs)
                 except Exception as exc:  # a model failure fails this batch's requests, not the worker
                     logger.exception("model pass over %d requests failed", len(batch))
                     for p in batch:
                         if not p.future.done():
                             p.future.set_exception(exc)
                     continue
-                for p, scores in zip(batch, results, strict=True):
-                    if not p.future.done():
-                        p.future.set_result(scores)
+                for p, outcome in zip(batch, results, strict=True):
+                    if p.future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        p.future.set_exception(outcome)
+                    else:
+                        p.future.set_result(outcome)
                 if self._on_batch is not None:
                     self._on_batch(BatchStats(requests=len(batch), documents=sum(len(j.rows) for j in jobs),
                                               tokens=sum(j.tokens for j in jobs),

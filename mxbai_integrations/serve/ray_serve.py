@@ -2,8 +2,10 @@
 
 The deployment wraps ``MxbaiReranker`` unchanged and uses ``create_app()`` as its ingress, so the
 endpoints, limits and errors are those of ``mxbai-onnx serve``; only the engine differs: Ray's
-``@serve.batch`` gathers concurrent requests on a replica (instead of the local batcher), Ray routes
-between replicas, scales them (``autoscaling_config``) and places them on GPUs (``ray_actor_options``).
+``@serve.batch`` gathers concurrent requests on a replica (instead of the local batcher) and runs
+them through the reranker's scorer in one pass (``run_jobs``: a NaN row fails only its own
+request). Ray routes between replicas, scales them (``autoscaling_config``) and places them on GPUs
+(``ray_actor_options``). Connection timeouts are Ray's HTTP proxy's, not ``run_server``'s.
 
     from ray import serve
     from mxbai_integrations.serve.ray_serve import build_app
@@ -23,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 try:
@@ -34,9 +36,12 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         'mxbai_integrations.serve.ray_serve needs Ray Serve: pip install "mxbai-integrations[ray,serve]"'
     ) from exc
 
+from mxbai_integrations.errors import ArgumentError
+from mxbai_integrations.options import RerankerOptions
 from mxbai_integrations.reranker import MxbaiReranker
-from mxbai_integrations.serve.app import ServeLimits, create_app
-from mxbai_integrations.serve.batcher import BatchOptions, BatchStats, ScoreJob, run_jobs
+from mxbai_integrations.serve.app import create_app
+from mxbai_integrations.serve.batcher import BatchStats, JobResult, ScoreJob, run_jobs
+from mxbai_integrations.serve.config import BatchOptions, ServeLimits
 
 __all__ = ["RerankDeployment", "app_builder", "build_app", "run_ray_server"]
 
@@ -63,7 +68,10 @@ class _RayBatchEngine:
     async def submit(self, job: ScoreJob) -> list[float]:
         if not job.rows:
             return []
-        return await self._deployment.score_batch(job)
+        outcome: JobResult = await self._deployment.score_batch(job)
+        if isinstance(outcome, BaseException):  # this request's own non-finite rows; the others got scores
+            raise outcome
+        return outcome
 
     async def close(self) -> None:
         return None
@@ -76,14 +84,16 @@ class RerankDeployment:
 
     Args:
         model: artifact directory (visible on every node) or hub id.
-        reranker_options: keyword arguments for ``MxbaiReranker`` (providers, dtype, batch_size, ...).
+        reranker_options: a ``RerankerOptions`` (or a dict of its fields: providers, dtype, batch_size, ...).
         limits: per-request limits; ``max_queue`` is Ray's business here (``max_queued_requests``).
         batching: ``max_batch_requests`` and ``max_wait_ms`` configure ``@serve.batch``.
     """
 
-    def __init__(self, model: str | os.PathLike[str], *, reranker_options: dict[str, Any] | None = None,
+    def __init__(self, model: str | os.PathLike[str], *,
+                 reranker_options: RerankerOptions | Mapping[str, Any] | None = None,
                  limits: ServeLimits | None = None, batching: BatchOptions | None = None) -> None:
-        self.reranker = MxbaiReranker(model, **(reranker_options or {}))
+        options = RerankerOptions.coerce(reranker_options, where="reranker_options")
+        self.reranker = MxbaiReranker(model, options=options)
         self.limits = limits or ServeLimits()
         self.batching = batching or DEFAULT_BATCH
         self.score_batch.set_max_batch_size(self.batching.max_batch_requests)
@@ -91,10 +101,14 @@ class RerankDeployment:
         self._on_batch: Callable[[BatchStats], None] | None = None
 
     @serve.batch(max_batch_size=DEFAULT_BATCH.max_batch_requests, batch_wait_timeout_s=DEFAULT_BATCH.max_wait_ms / 1000)
-    async def score_batch(self, jobs: list[ScoreJob]) -> list[list[float]]:
-        """Ray gathers concurrent ``submit`` calls into ``jobs``; the model runs in a thread, off the loop."""
+    async def score_batch(self, jobs: list[ScoreJob]) -> list[JobResult]:
+        """Ray gathers concurrent ``submit`` calls into ``jobs``; the model runs in a thread, off the loop.
+
+        Each job's outcome is its scores or its own NonFiniteScoreError (returned, not raised, so
+        that Ray hands every other job its scores).
+        """
         started = time.perf_counter()
-        results = await asyncio.to_thread(run_jobs, self.reranker, jobs)
+        results = await asyncio.to_thread(run_jobs, self.reranker.scorer, jobs)
         if self._on_batch is not None:
             self._on_batch(BatchStats(requests=len(jobs), documents=sum(len(j.rows) for j in jobs),
                                       tokens=sum(j.tokens for j in jobs), seconds=time.perf_counter() - started))
@@ -111,7 +125,7 @@ class RerankDeployment:
 def build_app(
     model: str | os.PathLike[str],
     *,
-    reranker_options: dict[str, Any] | None = None,
+    reranker_options: RerankerOptions | Mapping[str, Any] | None = None,
     limits: ServeLimits | None = None,
     batching: BatchOptions | None = None,
     num_replicas: int | str | None = None,
@@ -125,7 +139,8 @@ def build_app(
 
     Deployment options (``num_replicas``, ``autoscaling_config``, ``ray_actor_options`` such as
     ``{"num_gpus": 1}``, ``max_ongoing_requests``, ``max_queued_requests``) are passed to Ray as
-    given; None keeps Ray's (or this deployment's) default.
+    given; None keeps Ray's (or this deployment's) default. ``reranker_options`` (a
+    ``RerankerOptions`` or a dict of its fields) is checked here, before anything is deployed.
 
     Examples:
         >>> from ray import serve
@@ -136,14 +151,15 @@ def build_app(
         "ray_actor_options": ray_actor_options, "max_ongoing_requests": max_ongoing_requests,
         "max_queued_requests": max_queued_requests, "name": name,
     }.items() if value is not None}
+    reranker = RerankerOptions.coerce(reranker_options, where="reranker_options")
     return RerankDeployment.options(**options).bind(
-        str(model), reranker_options=reranker_options, limits=limits, batching=batching)
+        str(model), reranker_options=reranker, limits=limits, batching=batching)
 
 
 def app_builder(args: dict[str, str]) -> Application:
     """For ``serve run mxbai_integrations.serve.ray_serve:app_builder model=PATH [num_replicas=N] [num_gpus=G]``."""
     if "model" not in args:
-        raise ValueError("model: give the artifact directory as model=PATH")
+        raise ArgumentError("model: give the artifact directory as model=PATH")
     num_gpus = float(args.get("num_gpus", 0))
     return build_app(args["model"], num_replicas=int(args["num_replicas"]) if "num_replicas" in args else None,
                      ray_actor_options={"num_gpus": num_gpus} if num_gpus else None)
