@@ -21,7 +21,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tokenizers import Encoding, Tokenizer
@@ -190,7 +190,8 @@ class V1PairEncoder:
     def _length(self, text: str) -> int:
         return len(self._tok.encode(text, add_special_tokens=False).ids)
 
-    def _kept(self, query: Query, doc_ids: list[int], doc_exact: bool, doc_text: str) -> tuple[int, int]:
+    def _kept(self, query: Query, doc_ids: list[int], doc_exact: bool, doc_text: str,
+              query_length: Callable[[], int]) -> tuple[int, int]:
         """Tokens kept of the query and the document, as longest_first on the full texts decides.
 
         A cut text's length is only a lower bound, but it is past the budget; the decision needs
@@ -203,17 +204,25 @@ class V1PairEncoder:
         known_order = (not query.exact and doc_exact and n_query > n_doc) or (
             query.exact and not doc_exact and n_doc > n_query)
         if not known_order:
-            n_query = n_query if query.exact else self._length(query.text)
+            n_query = n_query if query.exact else query_length()
             n_doc = n_doc if doc_exact else self._length(doc_text)
         return longest_first(n_query, n_doc, budget)
 
     def _rows(self, query: Query, documents: Sequence[str]) -> list[_Row]:
         t = self.template
         docs = cap_texts(self._tok, documents, self.budget)
+        measured: list[int] = []
+
+        def query_length() -> int:
+            """A cut query's full length: measured once per call, not once per long document."""
+            if not measured:
+                measured.append(self._length(query.text))
+            return measured[0]
+
         out = []
         for doc, full, enc in zip(docs, documents, self._tok.encode_batch(docs, add_special_tokens=False),
                                   strict=True):
-            n_query, n_doc = self._kept(query, enc.ids, doc is full, full)
+            n_query, n_doc = self._kept(query, enc.ids, doc is full, full, query_length)
             row = t.before + query.ids[:n_query] + t.between + enc.ids[:n_doc] + t.after
             out.append(_Row(row, n_doc, enc, whole=doc is full and n_doc == len(enc.ids)))
         return out
