@@ -79,6 +79,10 @@ class EncodedDocuments:
     owners: list[int]
     spans: list[tuple[int, int]] | None = None
 
+    @property
+    def documents(self) -> int:
+        return self.owners[-1] + 1 if self.owners else 0
+
     def best(self, raw: np.ndarray, documents: int) -> tuple[np.ndarray, list[int]]:
         """Each document's best raw score (NaN if any of its rows is) and the row that gave it."""
         if self.spans is None:

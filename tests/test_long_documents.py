@@ -112,3 +112,31 @@ def test_reranker_default_comes_from_its_options(v1_artifact: Path) -> None:
     explicit = MxbaiReranker(v1_artifact, providers=["cpu"], max_length=64)
     assert default.rank(QUERY, [document])[0].score == pytest.approx(
         explicit.rank(QUERY, [document], long_documents="max_chunk")[0].score, abs=1e-6)
+
+
+def test_cohere_v1_max_chunks_per_doc_scores_the_best_chunk_over_http(v1_artifact: Path, v2_artifact: Path) -> None:
+    """The server's Cohere v1 field max_chunks_per_doc: each document's score is its best chunk's (max_chunk)."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mxbai_integrations.serve import create_app
+
+    reranker = MxbaiReranker(v1_artifact, providers=["cpu"], max_length=64)
+    documents = [_doc(8, 300), "the seine crosses paris.", _doc(9, 200)]
+    want = reranker.score(QUERY, documents, long_documents="max_chunk")
+    want_two = [max(reranker.scorer.activate(reranker.scorer.raw_scores(
+        _chunks(reranker, d).rows[:2]))) for d in documents]
+    with TestClient(create_app(reranker)) as client:
+        body = {"query": QUERY, "documents": documents}
+        answer = client.post("/v1/rerank", json={**body, "max_chunks_per_doc": 1000}).json()
+        got = {r["index"]: r["relevance_score"] for r in answer["results"]}
+        assert [got[i] for i in range(3)] == pytest.approx(want, abs=1e-5)
+        answer = client.post("/v1/rerank", json={**body, "max_chunks_per_doc": 2}).json()
+        got = {r["index"]: r["relevance_score"] for r in answer["results"]}
+        assert [got[i] for i in range(3)] == pytest.approx(want_two, abs=1e-5)
+        plain = client.post("/v1/rerank", json=body).json()  # default: truncate, like the reference
+        got = {r["index"]: r["relevance_score"] for r in plain["results"]}
+        assert [got[i] for i in range(3)] == pytest.approx(reranker.score(QUERY, documents), abs=1e-5)
+    with TestClient(create_app(MxbaiReranker(v2_artifact, providers=["cpu"]))) as client:
+        refused = client.post("/v1/rerank", json={"query": QUERY, "documents": ["a"], "max_chunks_per_doc": 2})
+        assert refused.status_code == 422 and refused.json()["field"] == "max_chunks_per_doc"

@@ -27,7 +27,7 @@ import numpy as np
 from mxbai_integrations.checks import check_positive_int
 from mxbai_integrations.errors import NonFiniteScoreError
 from mxbai_integrations.reranker import MxbaiReranker
-from mxbai_integrations.scorer import Scorer
+from mxbai_integrations.scorer import EncodedDocuments, Scorer
 from mxbai_integrations.serve.config import BatchOptions
 
 logger = logging.getLogger(__name__)
@@ -53,11 +53,14 @@ class ScoreJob:
         normalize: v2: sigmoid(score - shift) instead of the raw logit.
         raw: the score head's output with no activation at all (v1: the logit).
         tokens: the rows' total length (counted once: the batcher sums it on every arrival).
+        chunks: for long v1 documents scored in chunks, which document each row belongs to; each
+            document's score is then its best chunk's. None: one row per document.
     """
 
     rows: list[list[int]]
     normalize: bool = False
     raw: bool = False
+    chunks: EncodedDocuments | None = None
     tokens: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -78,7 +81,7 @@ def run_jobs(model: Scorer | MxbaiReranker, jobs: Sequence[ScoreJob]) -> list[Jo
 
     This is the model work of one gathered batch; the local batcher and the Ray Serve deployment
     (``@serve.batch``) both call it, in a worker thread. Finiteness is checked per job: a NaN row
-    makes only its own job's outcome a ``NonFiniteScoreError`` (indices within that job's rows).
+    makes only its own job's outcome a ``NonFiniteScoreError`` (indices of that job's documents).
     """
     scorer = as_scorer(model)
     rows = [row for job in jobs for row in job.rows]
@@ -88,6 +91,8 @@ def run_jobs(model: Scorer | MxbaiReranker, jobs: Sequence[ScoreJob]) -> list[Jo
     for job in jobs:
         part = raw[start:start + len(job.rows)]
         start += len(job.rows)
+        if job.chunks is not None:  # a document scores as its best chunk (NaN if any chunk is)
+            part, _ = job.chunks.best(part, job.chunks.documents)
         bad = np.flatnonzero(~np.isfinite(part))
         if bad.size:
             out.append(NonFiniteScoreError(bad.tolist(), dtype=scorer.manifest.dtype, provider=scorer.providers[0]))

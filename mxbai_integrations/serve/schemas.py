@@ -63,6 +63,9 @@ class RerankRequest(_Request):
                     'each at most once')
     max_tokens_per_doc: StrictPositiveInt | None = Field(
         default=None, description="accepted and ignored: the model's own max_length applies")
+    max_chunks_per_doc: StrictPositiveInt | None = Field(
+        default=None, description="v1 models (Cohere v1's field): score up to N overlapping chunks of a document "
+                                  "longer than max_length and keep the best; default: the server's long_documents")
     instruction: str | None = Field(default=None, description=_INSTRUCTION)
     normalize: bool = Field(default=False, description="v2 models: sigmoid(score - shift) instead of the raw logit")
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from starlette.concurrency import run_in_threadpool
 
 from mxbai_integrations import __version__
+from mxbai_integrations.checks import check_documents
 from mxbai_integrations.errors import ArgumentTypeError, MxbaiError
 from mxbai_integrations.options import RerankerOptions
 from mxbai_integrations.ranking import rank_order
@@ -172,8 +173,11 @@ class RerankService:
         """Cohere ``/v1/rerank`` and ``/v2/rerank``: ranked ``{index, relevance_score, document?}``."""
         reranker, _ = self.ready()
         texts = body.texts(self.limits.max_document_chars)
+        if body.max_chunks_per_doc is not None and reranker.family != "v1":
+            raise ServeError(422, "validation", "max_chunks_per_doc: only v1 models score documents in chunks; "
+                             "v2 models read documents up to max_length tokens", "max_chunks_per_doc")
         scores, tokens = await self.score(body.query, texts, field="documents", instruction=body.instruction,
-                                          normalize=body.normalize)
+                                          normalize=body.normalize, max_chunks=body.max_chunks_per_doc)
         results = [RerankResult(index=i, relevance_score=scores[i],
                                 document=RerankDocument(text=texts[i]) if body.return_documents else None)
                    for i in rank_order(scores, body.top_n)]
@@ -190,17 +194,30 @@ class RerankService:
         return [TeiRank(index=i, score=scores[i], text=body.texts[i] if body.return_text else None)
                 for i in rank_order(scores)]
 
+    @staticmethod
+    def _encode(reranker: MxbaiReranker, query: str, texts: list[str], instruction: str | None,
+                max_chunks: int | None) -> ScoreJob:
+        scorer = reranker.scorer
+        prepared = scorer.query(query, instruction=instruction)
+        chunked = max_chunks is not None or scorer.options.long_documents == "max_chunk"
+        if not chunked:
+            return ScoreJob(rows=scorer.pairs(prepared, check_documents(texts)))
+        encoded = scorer.encode_documents(prepared, check_documents(texts), long_documents="max_chunk",
+                                          max_chunks=max_chunks)
+        return ScoreJob(rows=encoded.rows, chunks=encoded)
+
     async def score(self, query: str, texts: list[str], *, field: str, instruction: str | None, normalize: bool,
-                    raw: bool = False) -> tuple[list[float], int]:
+                    raw: bool = False, max_chunks: int | None = None) -> tuple[list[float], int]:
         """Scores of ``texts`` in their order, and the tokens scored; errors classified (422/500/503).
 
         Tokenizing runs in the thread pool (the query once, each text once), the model in the
-        engine; the event loop only waits.
+        engine; the event loop only waits. A long v1 document is scored in chunks (its best chunk's
+        score) when the reranker's ``long_documents`` is "max_chunk" or ``max_chunks`` is given.
         """
         reranker, engine = self.ready()
         try:
-            rows = await run_in_threadpool(reranker.scorer.encode, query, texts, instruction=instruction)
-            job = ScoreJob(rows=rows, normalize=normalize, raw=raw)
+            job = await run_in_threadpool(self._encode, reranker, query, texts, instruction, max_chunks)
+            job = ScoreJob(rows=job.rows, normalize=normalize, raw=raw, chunks=job.chunks)
             scores = await engine.submit(job)
         except QueueFullError as exc:
             raise ServeError(503, "queue_full", str(exc)) from exc
