@@ -11,23 +11,24 @@ alternate (fused, eager, fused, eager, ...), which is the fair comparison on a s
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 import time
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-sys.path.insert(0, str(BENCH_DIR.parent))
+from benchlib.inputs import make_inputs
+from benchlib.machine import loadavg
+from benchlib.results import markdown_table
+from benchlib.timing import Timing
 
-from rerank_bench import make_inputs  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
+ARMS = ("fused", "eager")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--fused", type=Path, required=True, help="artifact exported with fused attention")
     parser.add_argument("--eager", type=Path, required=True, help="artifact exported with fused_attention=False")
-    parser.add_argument("--tokenizer", type=Path, default=BENCH_DIR / "out" / "models" / "base-v2" / "tokenizer.json")
+    parser.add_argument("--tokenizer", type=Path, default=None,
+                        help="tokenizer.json the documents are measured with (default: the fused artifact's)")
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
@@ -35,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from mxbai_integrations import MxbaiReranker
 
-    query, docs, _ = make_inputs(args.tokenizer, args.docs, 0)
+    query, docs, _ = make_inputs(args.tokenizer or args.fused / "tokenizer.json", args.docs, 0)
     rerankers = {name: MxbaiReranker(path, intra_op_num_threads=args.threads, verify=False)
-                 for name, path in (("fused", args.fused), ("eager", args.eager))}
+                 for name, path in zip(ARMS, (args.fused, args.eager), strict=True)}
     for reranker in rerankers.values():
         reranker.score(query, docs[:4])  # warm-up
+    load_start = loadavg()
     times: dict[str, list[float]] = {name: [] for name in rerankers}
     scores = {}
     for _ in range(args.repeats):
@@ -48,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             scores[name] = reranker.score(query, docs)
             times[name].append(time.perf_counter() - t0)
     diff = max(abs(a - b) for a, b in zip(scores["fused"], scores["eager"], strict=True))
-    fused, eager = statistics.median(times["fused"]), statistics.median(times["eager"])
-    print("| graph | runs (s) | median s | eager/fused |\n|---|---|---:|---:|")
-    for name, median in (("fused", fused), ("eager", eager)):
-        runs = ", ".join(f"{t:.1f}" for t in times[name])
-        print(f"| {name} | {runs} | {median:.1f} | {eager / median:.2f}x |")
-    print(f"\nmax abs score diff fused vs eager: {diff:.2e}")
+    timing = {name: Timing(times[name]) for name in ARMS}
+    eager = timing["eager"].median_s
+    print(markdown_table(["graph", "runs (s)", "median s", "eager/fused"],
+                         [[name, ", ".join(f"{t:.1f}" for t in times[name]), f"{timing[name].median_s:.1f}",
+                           f"{eager / timing[name].median_s:.2f}x"] for name in ARMS], align="l:l:r:r"))
+    print(f"\nmax abs score diff fused vs eager: {diff:.2e}; load average at start {load_start}, end {loadavg()}")
     return 0
 
 

@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib.machine import loadavg_text
+from benchlib.results import markdown_table
+
 REPO = Path(__file__).resolve().parent.parent
 
 CASES = {
@@ -27,7 +30,8 @@ CASES = {
     "score: 100,000 short documents": "many_documents",
 }
 
-# Runs inside the child process, against whichever checkout is first on sys.path.
+# Runs inside the child process, against whichever checkout is first on sys.path. It reads VmHWM itself
+# (as benchlib.machine.peak_rss_bytes does) because an older checkout has no benchlib to import.
 CHILD = r"""
 import json, sys, time
 from mxbai_integrations import MxbaiReranker
@@ -48,7 +52,8 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak / 1024, "n": len(out)}))
 
 
 def run(checkout: Path, case: str, artifact: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(checkout), "TOKENIZERS_PARALLELISM": "false"}
+    """One case in a fresh interpreter that imports ``mxbai_integrations`` from ``checkout``."""
+    env = {**os.environ, "PYTHONPATH": str(checkout), "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", CHILD, case, str(artifact)], capture_output=True, text=True,
                           env=env, cwd=checkout, timeout=3600)
     if proc.returncode != 0:
@@ -56,28 +61,29 @@ def run(checkout: Path, case: str, artifact: Path) -> dict[str, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def _cells(label: str, before: dict[str, float] | None, after: dict[str, float]) -> list[str]:
+    ours = [f"{after['seconds']:.2f}", f"{after['peak_mib']:.0f}"]
+    if before is None:
+        return [label, "-", "-", *ours, "-", "-"]
+    return [label, f"{before['seconds']:.2f}", f"{before['peak_mib']:.0f}", *ours,
+            f"{before['seconds'] / after['seconds']:.1f}x", f"{before['peak_mib'] / after['peak_mib']:.1f}x"]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifact", required=True, type=Path, help="a v1 artifact directory")
     parser.add_argument("--before", type=Path, default=None, help="another checkout to compare with")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = []
     for label, case in CASES.items():
         after = run(REPO, case, args.artifact)
         before = run(args.before, case, args.artifact) if args.before else None
-        rows.append((label, before, after))
-    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
-          f"({time.strftime('%Y-%m-%d %H:%M')})\n")
-    print("| case | before s | before peak MiB | after s | after peak MiB | time ratio | memory ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, before, after in rows:
-        if before is None:
-            print(f"| {label} | - | - | {after['seconds']:.2f} | {after['peak_mib']:.0f} | - | - |")
-        else:
-            print(f"| {label} | {before['seconds']:.2f} | {before['peak_mib']:.0f} | {after['seconds']:.2f} | "
-                  f"{after['peak_mib']:.0f} | {before['seconds'] / after['seconds']:.1f}x | "
-                  f"{before['peak_mib'] / after['peak_mib']:.1f}x |")
+        rows.append(_cells(label, before, after))
+    print(f"{loadavg_text()} ({time.strftime('%Y-%m-%d %H:%M')})\n")
+    print(markdown_table(["case", "before s", "before peak MiB", "after s", "after peak MiB", "time ratio",
+                          "memory ratio"], rows, align="l" + ":r" * 6))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

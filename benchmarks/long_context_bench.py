@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,24 +28,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchlib.artifacts import child_export, ensure_artifact
+from benchlib.children import run_watched
+from benchlib.inputs import QUERY, long_document
+from benchlib.machine import loadavg, peak_rss_bytes, thread_env
+from benchlib.results import markdown_table, pick
+from make_model import make_model
+
+__all__ = ["BACKENDS", "QUERY", "Measurement", "format_table", "long_document", "main"]
+
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-for _p in (REPO_ROOT, BENCH_DIR):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from make_model import make_model  # noqa: E402
-
 BACKENDS = ("onnx", "onnx-eager", "mxbai-rerank", "torch-sdpa")
-QUERY = "what are the long term health effects of drinking coffee every day"
-_WORDS = ("coffee caffeine health heart sleep study risk cup daily effect blood pressure liver cancer brain "
-          "memory research trial people years drink tea water sugar diet habit morning energy").split()
-
-
-def long_document(min_tokens: int) -> str:
-    """A deterministic text of at least ``min_tokens`` tokens (about one token per word)."""
-    words = [_WORDS[(i * 7 + i // 13) % len(_WORDS)] for i in range(min_tokens + 64)]
-    return " ".join(words)
 
 
 @dataclass
@@ -73,14 +63,6 @@ class Measurement:
 
 
 # -- children --------------------------------------------------------------------------------------
-def _peak_rss_gb() -> float:
-    """The process's own high-water mark (VmHWM; ru_maxrss would carry the parent's over fork + exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024**2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
 def _child(backend: str, model: str, length: int, threads: int) -> dict[str, Any]:
     document = long_document(length)
     if backend in ("onnx", "onnx-eager"):
@@ -118,36 +100,14 @@ def _child(backend: str, model: str, length: int, threads: int) -> dict[str, Any
 def run_child(backend: str, model: Path, length: int, *, threads: int, mem_limit_gb: float,
               timeout: float) -> Measurement:
     """One measurement in a fresh process, stopped above the memory limit or past the timeout."""
-    import psutil
-
     result = Measurement(backend=backend, length=length)
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         cmd = [sys.executable, __file__, "--child", backend, "--model", str(model), "--length", str(length),
                "--threads", str(threads), "--child-out", out.name]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
-               "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        watched = psutil.Process(proc.pid)
-        start, peak = time.monotonic(), 0.0
-        while proc.poll() is None:
-            try:
-                peak = max(peak, watched.memory_info().rss / 1024**3)
-            except psutil.Error:
-                pass
-            if peak > mem_limit_gb:
-                proc.kill()
-                proc.wait()
-                result.status = f"> {mem_limit_gb:g} GB (stopped)"
-                return result
-            if time.monotonic() - start > timeout:
-                proc.kill()
-                proc.wait()
-                result.status = f"> {timeout:.0f} s (stopped)"
-                return result
-            time.sleep(0.2)
-        if proc.returncode != 0:
-            err = (proc.stderr.read().decode(errors="replace") if proc.stderr else "").strip().splitlines()
-            result.status = f"failed ({err[-1][:80] if err else proc.returncode})"
+        env = {**thread_env(threads, tokenizers_parallelism=False), "PYTHONWARNINGS": "ignore"}
+        run = run_watched(cmd, env=env, mem_limit_gb=mem_limit_gb, timeout=timeout)
+        if run.status != "ok":
+            result.status = run.status
             return result
         data = json.loads(Path(out.name).read_text())
     result.seconds, result.score, result.tokens = data["seconds"], data["score"], data["tokens"]
@@ -156,42 +116,40 @@ def run_child(backend: str, model: Path, length: int, *, threads: int, mem_limit
 
 
 def export_artifacts(checkpoint: Path, backends: list[str], workdir: Path) -> dict[str, Path]:
-    from onnx_export import export_model
-
+    """The fused (``onnx``) and eager-attention (``onnx-eager``) fp32 artifacts the run needs, reused when current."""
     paths = {}
     for backend, fused in (("onnx", True), ("onnx-eager", False)):
-        if backend not in backends:
-            continue
-        out = workdir / "artifacts" / f"{checkpoint.name}-{backend}-fp32"
-        if not (out / "mxbai_onnx.json").is_file():
-            export_model(checkpoint, out, dtype="fp32", validate=False, force=True, fused_attention=fused)
-        paths[backend] = out
+        if backend in backends:
+            out = workdir / "artifacts" / f"{checkpoint.name}-{backend}-fp32"
+            paths[backend] = Path(ensure_artifact(checkpoint, out, "fp32", export=child_export,
+                                                  fused_attention=fused).path)
     return paths
 
 
 def format_table(rows: list[Measurement], backends: list[str]) -> str:
+    """One line per length: tokens, each backend's time and peak, ONNX's speed-up, the score difference."""
     lengths = sorted({r.length for r in rows})
     by = {(r.backend, r.length): r for r in rows}
-    head = ["max_length", "tokens", *backends, *(f"onnx speed-up vs {b}" for b in backends if b != "onnx"),
-            "|diff| vs reference"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    others = [b for b in backends if b != "onnx"]
+    header = ["max_length", "tokens", *backends, *(f"onnx speed-up vs {b}" for b in others), "|diff| vs reference"]
+    table = []
     for n in lengths:
         cells = [str(n), str(next((by[(b, n)].tokens for b in backends if (b, n) in by and by[(b, n)].tokens), "-"))]
         cells += [by[(b, n)].cell() if (b, n) in by else "-" for b in backends]
         ours = by.get(("onnx", n))
-        for b in backends:
-            if b == "onnx":
-                continue
+        for b in others:
             other = by.get((b, n))
-            ok = ours and other and ours.status == other.status == "ok"
-            cells.append(f"{other.seconds / ours.seconds:.2f}x" if ok else "-")  # type: ignore[union-attr]
+            if ours and other and ours.status == other.status == "ok" and ours.seconds and other.seconds:
+                cells.append(f"{other.seconds / ours.seconds:.2f}x")
+            else:
+                cells.append("-")
         cells.append(f"{ours.abs_diff:.2e} ({ours.diff_against})" if ours and ours.abs_diff is not None else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append(cells)
+    return markdown_table(header, table)
 
 
 def plot(runs: list[tuple[str, list[Measurement]]], path: Path) -> None:
-    """Peak RSS against length, one panel per run; a red x where a backend was stopped at the memory limit."""
+    """Peak RSS against length, one panel per run (the load average in its title)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -211,17 +169,46 @@ def plot(runs: list[tuple[str, list[Measurement]]], path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _title(shape: str, depth: int, threads: int, load: list[float] | None) -> str:
+    return f"{shape} shape, {depth} layers, fp32, {threads} threads" + (f"; load avg {load[0]:.2f}" if load else "")
 
 
 def _load_run(path: Path) -> tuple[str, list[Measurement]]:
+    """A run written by ``--json`` (any version: unknown keys are ignored, missing ones default)."""
     data = json.loads(path.read_text())
-    title = f"{data['shape']} shape, {data['layers']} layers, fp32, {data['threads']} threads"
-    return title, [Measurement(**row) for row in data["rows"]]
+    title = _title(data["shape"], data["layers"], data["threads"], data.get("loadavg_start"))
+    return title, [pick(Measurement, row) for row in data["rows"]]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", default="base-v2", choices=("base-v2", "large-v2"))
+def measure(args: argparse.Namespace, backends: list[str], checkpoint: Path,
+            artifacts: dict[str, Path]) -> list[Measurement]:
+    """Every (length, backend) pair not skipped, each in its own watched process; ONNX diffs against a reference."""
+    lengths = [int(x) for x in args.lengths.split(",")]
+    skip = {tuple(s.split(":")) for s in args.skip.split(",") if s}
+    rows: list[Measurement] = []
+    for n in lengths:
+        for backend in backends:
+            if (backend, str(n)) in skip:
+                rows.append(Measurement(backend=backend, length=n, status="not run"))
+                continue
+            m = run_child(backend, artifacts.get(backend, checkpoint), n, threads=args.threads,
+                          mem_limit_gb=args.mem_limit_gb, timeout=args.timeout)
+            rows.append(m)
+            print(f"  {backend:13s} {n:6d}: {m.cell()}  score={m.score}", flush=True)
+        refs = [r for r in rows if r.length == n and r.backend in ("mxbai-rerank", "torch-sdpa") and r.status == "ok"]
+        for r in rows:
+            if r.length == n and r.backend.startswith("onnx") and r.status == "ok" and refs:
+                assert r.score is not None and refs[0].score is not None
+                r.abs_diff, r.diff_against = abs(r.score - refs[0].score), refs[0].backend
+    return rows
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--shape", default="base-v2", choices=("base-v2", "large-v2", "tiny-v2"))
     parser.add_argument("--layers", type=int, default=None, help="cut the depth (default: the real depth)")
     parser.add_argument("--lengths", default="1024,2048,4096,8192,16384,32768")
     parser.add_argument("--backends", default="onnx,mxbai-rerank")
@@ -238,14 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.child:
         data = _child(args.child, args.model, args.length, args.threads)
-        data["peak_rss_gb"] = _peak_rss_gb()
+        data["peak_rss_gb"] = peak_rss_bytes() / 1024**3  # VmHWM of this fresh process
         Path(args.child_out).write_text(json.dumps(data))
         return 0
-
     if args.plot_from:
         plot([_load_run(p) for p in args.plot_from], args.plot or BENCH_DIR / "long_context.png")
         return 0
@@ -253,38 +242,23 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
         raise SystemExit(f"--backends: unknown {unknown}; choose from {BACKENDS}")
-    lengths = [int(x) for x in args.lengths.split(",")]
-    skip = {tuple(s.split(":")) for s in args.skip.split(",") if s}
     checkpoint = make_model(args.shape, args.workdir / "models" / (args.shape + (f"-L{args.layers}" if args.layers
                                                                                   else "")), layers=args.layers)
     artifacts = export_artifacts(checkpoint, backends, args.workdir)
-    rows: list[Measurement] = []
-    loadavg = [round(x, 2) for x in os.getloadavg()]
-    for n in lengths:
-        for backend in backends:
-            if (backend, str(n)) in skip:
-                rows.append(Measurement(backend=backend, length=n, status="not run"))
-                continue
-            model = artifacts.get(backend, checkpoint)
-            m = run_child(backend, model, n, threads=args.threads, mem_limit_gb=args.mem_limit_gb,
-                          timeout=args.timeout)
-            rows.append(m)
-            print(f"  {backend:13s} {n:6d}: {m.cell()}  score={m.score}", flush=True)
-        refs = [r for r in rows if r.length == n and r.backend in ("mxbai-rerank", "torch-sdpa") and r.status == "ok"]
-        for r in rows:
-            if r.length == n and r.backend.startswith("onnx") and r.status == "ok" and refs:
-                r.abs_diff, r.diff_against = abs(r.score - refs[0].score), refs[0].backend  # type: ignore[operator]
+    load_start = loadavg()
+    rows = measure(args, backends, checkpoint, artifacts)
+    load_end = loadavg()
     depth = json.loads((checkpoint / "config.json").read_text())["num_hidden_layers"]
-    title = f"{args.shape} shape, {depth} layers, fp32, {args.threads} threads"
-    print(f"\n{title}; load average at start {loadavg}\n")
+    print(f"\n{_title(args.shape, depth, args.threads, None)}; load average at start {load_start}, "
+          f"end {load_end}\n")
     print(format_table(rows, backends))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"shape": args.shape, "layers": depth, "threads": args.threads,
-                                         "loadavg_start": loadavg, "loadavg_end": list(os.getloadavg()),
+                                         "loadavg_start": load_start, "loadavg_end": load_end,
                                          "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
     if args.plot:
-        plot([(title, rows)], args.plot)
+        plot([(_title(args.shape, depth, args.threads, load_start), rows)], args.plot)
     return 0
 
 

@@ -12,36 +12,25 @@ onnxruntime per-op profile of one rank() call of each.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from benchlib.inputs import make_inputs
+from benchlib.machine import loadavg
+from benchlib.ort_profile import OpTime, profile_rank
+from benchlib.results import markdown_table, write_json
+from benchlib.timing import Timing
+from make_model import make_model
+
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
-for _p in (REPO_ROOT, BENCH_DIR):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from make_model import make_model  # noqa: E402
-from rerank_bench import make_inputs  # noqa: E402
-
 ARMS = ("old", "new")
 
 
 @dataclass
-class OpTime:
-    op: str
-    seconds: float
-    share: float
-    calls: int
-
-
-@dataclass
 class ArmResult:
+    """One graph's timed calls, its per-op profile and its node counts."""
+
     arm: str
     latencies_s: list[float]
     profile_kernel_s: float = 0.0
@@ -50,7 +39,7 @@ class ArmResult:
 
     @property
     def median_s(self) -> float:
-        return statistics.median(self.latencies_s)
+        return Timing(self.latencies_s).median_s
 
 
 def export_arm(checkpoint: Path, out: Path, arm: str, *, exporter: str, validate: bool, dtype: str) -> Path:
@@ -73,38 +62,6 @@ def graph_op_counts(artifact: Path) -> dict[str, int]:
 
     model = onnx.load(str(artifact / "model.onnx"), load_external_data=False)
     return dict(collections.Counter(n.op_type for n in model.graph.node).most_common())
-
-
-def profile_arm(artifact: Path, query: str, docs: list[str], threads: int,
-                batch_size: int) -> tuple[float, list[OpTime]]:
-    """Per-op kernel time of one rank() call (after a warm-up call), from onnxruntime's profiler."""
-    import onnxruntime as ort
-
-    from mxbai_integrations import MxbaiReranker
-
-    with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = threads
-        so.enable_profiling = True
-        so.profile_file_prefix = str(Path(tmp) / "ab")
-        reranker = MxbaiReranker(artifact, providers=["CPUExecutionProvider"], batch_size=batch_size,
-                                 session_options=so, verify=False)
-        reranker.rank(query, docs, return_documents=False)
-        reranker.rank(query, docs, return_documents=False)
-        trace = Path(reranker.session.end_profiling())
-        events = json.loads(trace.read_text())
-    by_op: dict[str, list[float]] = {}
-    for event in events:
-        if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time"):
-            acc = by_op.setdefault(event.get("args", {}).get("op_name", "?"), [0.0, 0])
-            acc[0] += event.get("dur", 0)
-            acc[1] += 1
-    total = sum(v[0] for v in by_op.values())
-    # Both calls are in the trace (same batches); halve for one call.
-    ops = sorted((OpTime(op, us / 2e6, us / total if total else 0.0, int(n) // 2) for op, (us, n) in by_op.items()),
-                 key=lambda o: -o.seconds)
-    return total / 2e6, ops
 
 
 def time_ab(artifacts: dict[str, Path], query: str, docs: list[str], *, threads: int, batch_size: int,
@@ -130,26 +87,22 @@ def time_ab(artifacts: dict[str, Path], query: str, docs: list[str], *, threads:
     return latencies, scores
 
 
+def _op_cells(x: OpTime | None) -> list[str]:
+    return [f"{x.seconds:.3f}", f"{x.share:.1%}", str(x.calls)] if x else ["-", "-", "0"]
+
+
 def markdown(results: dict[str, ArmResult], max_diff: float, top: int) -> str:
     old, new = results["old"], results["new"]
-    lines = [
-        "| graph | median s | runs (s) | profile kernel s |",
-        "|---|---:|---|---:|",
-    ]
-    for r in (old, new):
-        lines.append(f"| {r.arm} | {r.median_s:.3f} | {', '.join(f'{x:.3f}' for x in r.latencies_s)} | "
-                     f"{r.profile_kernel_s:.3f} |")
+    lines = [markdown_table(["graph", "median s", "runs (s)", "profile kernel s"],
+                            [[r.arm, f"{r.median_s:.3f}", ", ".join(f"{x:.3f}" for x in r.latencies_s),
+                              f"{r.profile_kernel_s:.3f}"] for r in (old, new)], align="l:r:l:r")]
     lines += ["", f"ratio old/new (median): {old.median_s / new.median_s:.3f}x; "
               f"max |score old - score new| = {max_diff:.3g}", ""]
     names = [o.op for o in old.ops[:top]] + [o.op for o in new.ops[:top] if o.op not in {p.op for p in old.ops[:top]}]
     o_by, n_by = {o.op: o for o in old.ops}, {o.op: o for o in new.ops}
-    lines += ["| op | old s | old share | old calls | new s | new share | new calls |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    def cell(x: OpTime | None) -> str:
-        return f"{x.seconds:.3f} | {x.share:.1%} | {x.calls}" if x else "- | - | 0"
-
-    for name in names:
-        lines.append(f"| {name} | {cell(o_by.get(name))} | {cell(n_by.get(name))} |")
+    lines.append(markdown_table(["op", "old s", "old share", "old calls", "new s", "new share", "new calls"],
+                                [[name, *_op_cells(o_by.get(name)), *_op_cells(n_by.get(name))] for name in names],
+                                align="l" + ":r" * 6))
     graph = sorted(set(old.graph_ops) | set(new.graph_ops), key=lambda k: -old.graph_ops.get(k, 0))
     interesting = [k for k in graph if old.graph_ops.get(k, 0) != new.graph_ops.get(k, 0)]
     lines += ["", "ONNX nodes that changed (old -> new): " + ", ".join(
@@ -157,9 +110,9 @@ def markdown(results: dict[str, ArmResult], max_diff: float, top: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--shape", default="xsmall-v1", help="a -v1 shape of benchmarks/make_model.py")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--shape", default="xsmall-v1", help="a -v1 shape of benchmarks/make_model.py (tiny-v1: smoke)")
     p.add_argument("--layers", type=int, default=None, help="cut depth (say so with the numbers)")
     p.add_argument("--docs", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
@@ -177,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.shape.endswith("-v1"):
         p.error(f"--shape: the A/B is for v1 (DeBERTa) shapes, got {args.shape!r}")
+    return args
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     checkpoint = make_model(args.shape, layers=args.layers)
     artifacts: dict[str, Path] = {}
     for arm in ARMS:
@@ -191,23 +148,25 @@ def main(argv: list[str] | None = None) -> int:
     query, docs, counts = make_inputs(artifacts["new"] / "tokenizer.json", args.docs, args.seed)
     print(f"{args.shape}{f' L{args.layers}' if args.layers else ''}: {len(docs)} docs, {sum(counts)} doc tokens, "
           f"{args.dtype}, threads {args.threads}, batch_size {args.batch_size}, exporter {args.exporter}", flush=True)
+    load_start = loadavg()
     latencies, scores = time_ab(artifacts, query, docs, threads=args.threads, batch_size=args.batch_size,
                                 repeats=args.repeats)
     max_diff = max(abs(a - b) for a, b in zip(scores["old"], scores["new"], strict=True))
     results = {arm: ArmResult(arm, latencies[arm], graph_ops=graph_op_counts(artifacts[arm])) for arm in ARMS}
     if not args.no_profile:
         for arm in ARMS:
-            results[arm].profile_kernel_s, results[arm].ops = profile_arm(
-                artifacts[arm], query, docs, args.threads, args.batch_size)
-    print()
+            prof = profile_rank(artifacts[arm], query, docs, threads=args.threads, batch_size=args.batch_size)
+            results[arm].profile_kernel_s, results[arm].ops = prof.kernel_s, prof.ops
+    load_end = loadavg()
+    print(f"\nload average at start {load_start}, end {load_end}\n")
     print(markdown(results, max_diff, args.top))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
+        write_json(args.json, {
             "args": {k: str(v) for k, v in vars(args).items()}, "max_abs_score_diff": max_diff,
             "ratio_old_over_new": results["old"].median_s / results["new"].median_s,
+            "loadavg_start": load_start, "loadavg_end": load_end,
             "arms": {arm: {**asdict(r), "median_s": r.median_s} for arm, r in results.items()},
-        }, indent=2))
+        }, indent=2)
     return 0
 
 
