@@ -1,0 +1,174 @@
+"""Reduced-precision CPU artifacts: int4 for v2, the quantized embedding table, and what stays exact."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+from safetensors.numpy import load_file
+
+from mxbai_integrations import MxbaiReranker
+from mxbai_integrations.artifact import read_manifest
+from mxbai_integrations.errors import ArgumentError
+from onnx_export import export_model
+from onnx_export.quantize import quantize
+
+QUERY = "What is the capital of France?"
+DOCS = [
+    "Paris is the capital of France.",
+    "Berlin is the capital of Germany and a large city with many museums.",
+    "The Seine flows through Paris, past the Louvre and Notre-Dame.",
+    "Der Eiffelturm steht in Paris. 埃菲尔铁塔位于巴黎。",
+    "Bananas are rich in potassium. " * 6,
+    "a",
+    "Machine learning models rank documents by relevance to a query.",
+    "Rome is the capital of Italy.",
+]
+QUANTIZED_OPS = {"MatMulNBits", "GatherBlockQuantized", "DynamicQuantizeMatMul", "MatMulInteger",
+                 "DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear"}
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _graph(artifact: Path) -> onnx.ModelProto:
+    return onnx.load(str(artifact / "model.onnx"))
+
+
+def _ops(model: onnx.ModelProto) -> set[str]:
+    return {n.op_type for n in model.graph.node}
+
+
+def _embedding(checkpoint: Path) -> np.ndarray:
+    weights = load_file(str(checkpoint / "model.safetensors"))
+    return next(v for k, v in weights.items() if k.endswith("embed_tokens.weight")).astype(np.float32)
+
+
+def _head(model: onnx.ModelProto) -> np.ndarray:
+    """The score head: the 1-D float constant the last MatMul applies to the final hidden state."""
+    tensors = {t.name: t for t in model.graph.initializer}
+    tensors.update({n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant"})
+    heads = [numpy_helper.to_array(tensors[n.input[1]]) for n in model.graph.node
+             if n.op_type == "MatMul" and n.input[1] in tensors and len(tensors[n.input[1]].dims) == 1]
+    assert len(heads) == 1, f"expected one 1-D MatMul head, found {len(heads)}"
+    return heads[0]
+
+
+def _quantization(artifact: Path) -> dict:
+    return ast.literal_eval(read_manifest(artifact).created_with["quantization"])
+
+
+def test_int4_v2_validates_and_ranks_like_fp32_and_the_reference(v2_checkpoint, v2_artifact, v2_reference,
+                                                                  export_artifact):
+    artifact = export_artifact(v2_checkpoint, "int4")
+    manifest = read_manifest(artifact)
+    assert manifest.dtype == "int4" and manifest.valid
+    v = manifest.validation
+    assert v.decided_by == "spearman_pooled" and v.token_ids_equal
+    assert 0 < v.max_abs_diff_unpadded  # a real drift, recorded
+    int4 = np.array(MxbaiReranker(artifact).score(QUERY, DOCS))
+    fp32 = np.array(MxbaiReranker(v2_artifact).score(QUERY, DOCS))
+    reference = v2_reference.predict([QUERY] * len(DOCS), DOCS).double().numpy()
+    assert reference.std() > 0.2, "the tiny model must separate the documents for ranks to mean anything"
+    assert _spearman(int4, fp32) >= 0.9
+    assert _spearman(int4, reference) >= 0.9
+    assert int(np.argmax(int4)) == int(np.argmax(reference))
+    assert MxbaiReranker(artifact).providers == ["CPUExecutionProvider"]
+
+
+def test_v2_int4_graph_gathers_a_quantized_embedding_and_keeps_the_fp32_head(
+        v2_checkpoint, v2_artifact, export_artifact):
+    bits, block = 4, 32
+    artifact = export_artifact(v2_checkpoint, "int4")
+    model = _graph(artifact)
+    ops = _ops(model)
+    assert {"GatherBlockQuantized", "MatMulNBits"} <= ops
+    table = _embedding(v2_checkpoint)
+    assert not [t.name for t in model.graph.initializer
+                if t.data_type == onnx.TensorProto.FLOAT and list(t.dims) == list(table.shape)], "a float table is left"
+    nbits = [n for n in model.graph.node if n.op_type == "MatMulNBits"]
+    attrs = {a.name: a.i for a in nbits[0].attribute}
+    assert (attrs["bits"], attrs["block_size"]) == (bits, block)
+    assert all(len(n.input) < 4 or not n.input[3] for n in nbits), "symmetric: no zero points"
+
+    # The score head is the fp32 row W["1"] - W["0"] of the tied lm_head, untouched by quantizing the table.
+    ids = read_manifest(artifact).score.token_ids
+    np.testing.assert_array_equal(_head(model), _head(_graph(v2_artifact)))
+    np.testing.assert_allclose(_head(model), table[ids["1"]] - table[ids["0"]], rtol=0, atol=1e-7)
+
+    # The gathered rows are the checkpoint's table within half a quantization step of each block.
+    gather = next(n for n in model.graph.node if n.op_type == "GatherBlockQuantized")
+    inits = {t.name: t for t in model.graph.initializer}
+    rows = np.array([0, 1, 42, 9707, 151642, 151935], dtype=np.int64)
+    sub = onnx.helper.make_graph(
+        [gather], "embedding", [onnx.helper.make_tensor_value_info(gather.input[1], onnx.TensorProto.INT64, [None])],
+        [onnx.helper.make_tensor_value_info(gather.output[0], onnx.TensorProto.FLOAT, None)],
+        initializer=[inits[gather.input[0]], inits[gather.input[2]]])
+    sub_model = onnx.helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    got = ort.InferenceSession(sub_model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {gather.input[1]: rows})[0]
+    want = table[rows]
+    step = np.repeat(np.abs(want.reshape(len(rows), -1, 32)).max(-1), 32, axis=1) / 2 ** (bits - 1)
+    # Within half a step, or one step for a value clipped at the top of the signed range (as in Q4_0/Q8_0).
+    assert np.all(np.abs(got - want) <= step + 1e-7)
+    assert np.mean(np.abs(got - want) <= step / 2 + 1e-7) > 0.95
+    assert np.abs(got - want).max() > 0, "the table really is quantized"
+
+
+def test_fp32_artifact_is_not_quantized_and_matches_the_reference(v2_checkpoint, v2_artifact, v2_reference):
+    model = _graph(v2_artifact)
+    assert not _ops(model) & QUANTIZED_OPS
+    assert "quantization" not in read_manifest(v2_artifact).created_with
+    table = next(t for t in model.graph.initializer if t.dims and t.dims[0] == 151936)
+    np.testing.assert_array_equal(numpy_helper.to_array(table), _embedding(v2_checkpoint))
+    ours = np.array(MxbaiReranker(v2_artifact).score(QUERY, DOCS))
+    reference = np.concatenate([v2_reference.predict([QUERY], [d]).double().numpy() for d in DOCS])
+    assert np.abs(ours - reference).max() <= 1e-4
+
+
+def test_int4_is_refused_for_v1_with_a_clear_error(v1_checkpoint, tmp_path):
+    with pytest.raises(ArgumentError, match=r"dtype: 'int4' is built for v2 \(Qwen2\) models only.*dtype='int8'"):
+        quantize("v1", "int4", tmp_path / "model.onnx", tmp_path / "out.onnx")
+    with pytest.raises(ArgumentError, match="dtype: 'int4'"):
+        export_model(v1_checkpoint, tmp_path / "v1-int4", dtype="int4", progress=False)
+    assert not (tmp_path / "v1-int4").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [], "no staging directory left behind"
+
+
+def test_quantize_refuses_a_float_dtype(tmp_path):
+    with pytest.raises(ArgumentError, match="dtype: 'fp16' is not a quantized dtype"):
+        quantize("v2", "fp16", tmp_path / "model.onnx", tmp_path / "out.onnx")
+
+
+@pytest.mark.parametrize(("family", "dtype"), [("v2", "int8"), ("v2", "int4"), ("v1", "int8")])
+def test_quantization_is_recorded_in_the_manifest(family, dtype, request, export_artifact):
+    checkpoint = request.getfixturevalue(f"{family}_checkpoint")
+    artifact = export_artifact(checkpoint, dtype)
+    record = _quantization(artifact)
+    model = _graph(artifact)
+    table = _embedding(checkpoint) if family == "v2" else None
+    if family == "v2":
+        assert record["method"] == "MatMulNBits" and record["symmetric"] is True
+        assert (record["bits"], record["block_size"]) == ((8, 128) if dtype == "int8" else (4, 32))
+        assert record["accuracy_level"] in (0, 1, 2, 3, 4)
+        assert record["matmuls"] == sum(n.op_type == "MatMulNBits" for n in model.graph.node) > 0
+        if dtype == "int4":
+            [emb] = record["embeddings"]
+            assert emb["shape"] == list(table.shape) and emb["bytes_fp32"] == table.nbytes
+            assert emb["bytes_quantized"] < table.nbytes / 6
+            assert record["embedding_bits"] == 4
+        else:  # int8 keeps the float32 table (its full-depth drift is not measured yet)
+            assert "embeddings" not in record and "GatherBlockQuantized" not in _ops(model)
+            assert [t for t in model.graph.initializer if list(t.dims) == list(table.shape)]
+    else:
+        assert record["method"] == "onnxruntime.quantize_dynamic"
+        assert "DynamicQuantizeMatMul" in _ops(model) or "MatMulInteger" in _ops(model)
+        assert "embeddings" not in record and "GatherBlockQuantized" not in _ops(model)
+
