@@ -126,11 +126,6 @@ class MxbaiReranker:
         self._scorer = scorer
         return self
 
-    @classmethod
-    def from_manifest(cls, path: str | os.PathLike[str], manifest: Manifest, **options: Any) -> MxbaiReranker:
-        """Load an artifact directory with a manifest held in memory rather than read from disk."""
-        return cls.from_scorer(Scorer(Path(path), manifest, RerankerOptions(**options)))
-
     # -- what was loaded ---------------------------------------------------------------------------
     @property
     def scorer(self) -> Scorer:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mxbai_integrations.errors import ExportError
+
 logger = logging.getLogger(__name__)
 
 # An example that export must not specialise on: batch and length above 1, right-padded rows.
@@ -83,7 +85,7 @@ def export_with_torch(model: Any, out_path: Path, *, opset: int, fused_attention
     got = session.run(["score"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     diff = float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64))))
     if not np.all(np.isfinite(got)) or diff > atol:
-        raise RuntimeError(f"torch exporter: ONNX Runtime and torch disagree on the export example "
+        raise ExportError(f"torch exporter: ONNX Runtime and torch disagree on the export example "
                            f"(max abs diff {diff:.3g} > {atol:g})")
     logger.info("torch exporter: ORT vs torch on the example: max abs diff %.3g", diff)
     return out_path

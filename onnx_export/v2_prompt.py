@@ -1,5 +1,8 @@
 """The mxbai-rerank 0.1.6 v2 prompt, tokenized with the checkpoint's own tokenizer for the manifest.
 
+The exporter passes the checkpoint's tokenizer.json as a ``tokenizers.Tokenizer`` (never a tokenizer
+rebuilt by the installed transformers), so the manifest's prompt ids are the checkpoint's.
+
 These strings are the reference's class attributes (``mxbai_rerank.MxbaiRerankV2``); a test pins
 them against the installed reference so a drift in either shows up at once.
 """
@@ -37,6 +40,10 @@ DEFAULT_NORMALIZE_SHIFT = 6.0
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
+    """Ids of ``text`` without special tokens, from a ``tokenizers.Tokenizer`` (the checkpoint's own
+    file, as the exporter passes it) or a transformers tokenizer (as the reference holds it)."""
+    if hasattr(tokenizer, "encode_batch"):  # tokenizers.Tokenizer
+        return list(tokenizer.encode(text, add_special_tokens=False).ids)
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 

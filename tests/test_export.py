@@ -16,6 +16,8 @@ from mxbai_integrations.artifact import FORMAT_VERSION, MANIFEST_NAME, TOKENIZER
 from mxbai_integrations.batching import pad_batch
 from mxbai_integrations.prompt import V1PairEncoder, V2PromptEncoder
 from onnx_export import ExportError, export_model, v2_prompt
+from onnx_export.hard_texts import HARD_TEXTS
+from onnx_export.tokenizer_check import TokenizerCheck
 
 QUERY = "What is the capital of France?"
 DOCS = [
@@ -80,7 +82,14 @@ def test_v1_manifest(v1_artifact):
     v = data["validation"]
     assert v["passed"] and v["token_ids_equal"] and v["max_abs_diff_unpadded"] <= 1e-4
     assert v["reference"].startswith("sentence-transformers")
-    assert {c["case"] for c in v["cases"]} >= {"short", "long", "multilingual", "empty-ish"}
+    assert {c["case"] for c in v["cases"]} >= {"short", "long", "multilingual", "empty-ish", "hard-texts"}
+    # The hard texts are in every record: scored as a case, and every one of them checked for ids.
+    assert data["created_with"]["tokenizer"].startswith("the checkpoint's tokenizer.json")
+    typed = v.get("tokenizer_check")  # the record's own field where mxbai_integrations has it, else created_with
+    check = TokenizerCheck.from_dict(typed).summary() if typed else data["created_with"]["tokenizer_check"]
+    assert check.startswith(f"{len(HARD_TEXTS)} hard texts: the artifact's ids equal the checkpoint's"), check
+    assert (v["tolerance"].get("relative_to_spread_unpadded") == 1e-4
+            or data["created_with"]["fp32_tolerance"].startswith("max abs diff <= max(0.0001"))
     model = onnx.load(str(v1_artifact / "model.onnx"))
     assert [i.name for i in model.graph.input] == ["input_ids", "attention_mask"]
     out = model.graph.output[0]
@@ -242,29 +251,127 @@ def test_validation_failure_is_refused(tmp_path, v1_checkpoint, monkeypatch):
     from onnx_export import validate
 
     monkeypatch.setattr(validate, "TOL_UNPADDED", 0.0)  # nothing can pass a zero tolerance
+    monkeypatch.setattr(validate, "REL_TOL_UNPADDED", 0.0)
     out = tmp_path / "out"
     with pytest.raises(ExportError, match="validation against sentence-transformers .* failed"):
         export_model(v1_checkpoint, out, progress=False)
     assert read_manifest(out).valid is False
 
 
-def test_external_data_is_renamed(tmp_path):
+@pytest.mark.parametrize("one_file", [True, False])
+def test_external_data_is_renamed(tmp_path, one_file):
+    """One data file is moved and its references rewritten; a file per tensor is gathered into one."""
     from onnx import TensorProto, helper, numpy_helper
 
     from onnx_export.exporter import _normalise_external_data
 
-    weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], [weight])
+    weights = [np.arange(4096, dtype=np.float32).reshape(64, 64) + i for i in range(2)]
+    names = ["model.onnx_w0", "model.onnx_w1"]  # a file per tensor is named after the tensor
+    nodes = [helper.make_node("MatMul", ["x", names[0]], ["h"]), helper.make_node("MatMul", ["h", names[1]], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+                              [numpy_helper.from_array(w, name) for w, name in zip(weights, names, strict=True)])
     src = tmp_path / "src"
     src.mkdir()
     onnx.save_model(helper.make_model(graph), str(src / "model.onnx"), save_as_external_data=True,
-                    location="model.onnx_data", size_threshold=0)
+                    all_tensors_to_one_file=one_file, location="model.onnx_data", size_threshold=0)
     dst = tmp_path / "dst"
     dst.mkdir()
     _normalise_external_data(src / "model.onnx", dst)
     assert sorted(p.name for p in dst.iterdir()) == ["model.onnx", "model.onnx.data"]
     x = np.ones((1, 64), np.float32)
     y = ort.InferenceSession(str(dst / "model.onnx")).run(None, {"x": x})[0]
-    np.testing.assert_allclose(y, x @ np.arange(4096, dtype=np.float32).reshape(64, 64))
+    np.testing.assert_allclose(y, x @ weights[0] @ weights[1], rtol=1e-6)
+
+
+# -- modes: artifacts are readable as any file the user writes ---------------------------
+def _modes(root: Path) -> dict[str, int]:
+    import stat
+
+    return {str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+@pytest.mark.parametrize("umask, dir_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_artifact_modes_follow_the_umask(umask, dir_mode, file_mode, tmp_path, v1_checkpoint, monkeypatch):
+    """Staging in a mkdtemp directory (0700) must not leak into the artifact; external data included."""
+    import os
+
+    from onnx_export import torch_exporter
+
+    monkeypatch.setattr(torch_exporter, "_PROTO_LIMIT", 1024)  # force model.onnx.data on a tiny model
+    previous = os.umask(umask)
+    try:
+        out = export_model(v1_checkpoint, tmp_path / "nested" / "art", exporter="torch", validate=False,
+                           progress=False)
+    finally:
+        os.umask(previous)
+    modes = _modes(out)
+    assert "art/model.onnx.data" in modes and "art/tokenizer.json" in modes
+    assert modes.pop("art") == dir_mode
+    assert set(modes.values()) == {file_mode}, modes
+    import stat
+
+    assert stat.S_IMODE((tmp_path / "nested").stat().st_mode) == dir_mode
+
+
+_FIRST_USE = """
+import os, sys
+os.umask(0o022)
+from mxbai_integrations import MxbaiReranker
+from onnx_export import export_model
+reranker = MxbaiReranker(sys.argv[1])
+print("loaded", reranker.path, reranker.manifest.valid)
+export_model(sys.argv[2], sys.argv[3], exporter="torch", validate=False, progress=False)
+"""
+
+
+def test_first_use_export_is_quiet_and_readable(v1_checkpoint, v2_checkpoint, tmp_path):
+    """A user's first-use export, in a fresh process: one progress bar of ours, no library chatter.
+
+    Before: transformers' "incorrect regex pattern ... fix_mistral_regex" three times, "`torch_dtype`
+    is deprecated", "Loading checkpoint shards" bars, torch's exporter's "torchvision is not installed"
+    four times; and a 0700 cache entry with a 0600 model.onnx.data. (A fresh process, because library
+    loggers bound to pytest's streams at import would hide their output from capfd.)
+    """
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MXBAI_INTEGRATIONS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", _FIRST_USE, str(v2_checkpoint), str(v1_checkpoint),
+                           str(tmp_path / "v1-torch")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout + done.stderr
+    for chatter in ("fix_mistral_regex", "incorrect regex", "torch_dtype", "Loading checkpoint shards",
+                    "torchvision", "Warning", "warn(", "deprecated"):
+        assert chatter not in text, f"{chatter!r} in the export output:\n{text}"
+    assert done.stdout.startswith("loaded ") and done.stdout.split()[2] == "True", text
+    bars = [line for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert {line.split(":")[0] for line in bars} == {"export v2 fp32"}, text  # our bar, nothing else
+    artifact = Path(done.stdout.split()[1])
+    modes = _modes(artifact)
+    assert modes.pop(artifact.name) == 0o755 and set(modes.values()) == {0o644}
+    cache = tmp_path / "cache"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in [cache, *cache.rglob("*")] if p.is_dir()} == {0o755}
+
+
+# -- validate: a reference of the other family is the user's mistake -------------------
+def test_validate_refuses_a_reference_of_the_other_family(v2_artifact, v1_checkpoint, monkeypatch, capsys):
+    from mxbai_integrations import cli
+    from mxbai_integrations.errors import ArgumentError
+    from onnx_export import validate
+
+    def loads_weights(*args, **kwargs):
+        raise AssertionError("a family mismatch must be refused before any weights load")
+
+    monkeypatch.setattr(validate, "LibraryReference", loads_weights)
+    monkeypatch.setitem(validate.REFERENCES, validate.DEFAULT_REFERENCE, loads_weights)
+    monkeypatch.setattr(validate, "Scorer", loads_weights)
+    with pytest.raises(ArgumentError, match=r"reference: .*tiny-v1.* is a v1 \(DeBERTa-v2 cross-encoder\) "
+                                            r"checkpoint, but the artifact is a v2 \(Qwen2 LLM reranker\) model"):
+        validate.validate_artifact(v2_artifact, read_manifest(v2_artifact), str(v1_checkpoint))
+    assert cli.main(["validate", str(v2_artifact), "--reference", str(v1_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "v1" in err and "v2" in err and "internal error" not in err  # one line, exit 2 (the CLI's wording)

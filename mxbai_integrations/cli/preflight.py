@@ -78,7 +78,7 @@ def checkpoint_family(source: str, argument: str) -> tuple[str, str] | None:
     """(family, architecture) of a local checkpoint from its config.json alone, or None when unreadable.
 
     No transformers: the architectures and model_type fields decide, by the exporter's own rule
-    (``onnx_export.exporter.model_family``); a model of neither family is an ArgumentError there.
+    (``onnx_export.family.model_family``); a model of neither family is an ArgumentError there.
     """
     config_path = Path(source) / "config.json"
     try:
@@ -87,7 +87,7 @@ def checkpoint_family(source: str, argument: str) -> tuple[str, str] | None:
         return None
     if not isinstance(config, dict):
         return None
-    from onnx_export.exporter import model_family
+    from onnx_export.family import model_family
 
     architectures = config.get("architectures") or []
     labels = config.get("id2label")
