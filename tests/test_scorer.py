@@ -1,0 +1,119 @@
+"""mxbai_integrations.scorer: the one place scores are computed, so the one place they must not go wrong.
+
+The scorer refuses NaN/inf scores (an fp16 overflow) naming the documents, dtype and provider
+instead of ranking them; it feeds the graph by the input and output names the manifest lists,
+checked against the graph at load; and it clamps a v1 max_length beyond the model's positions, as
+the reference does. Expected scores come from the reference library (CrossEncoder), never from
+the code under test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import mxbai_integrations
+from mxbai_integrations import ArtifactError, MxbaiReranker, NonFiniteScoreError
+from mxbai_integrations.artifact import MANIFEST_NAME, MODEL_NAME, file_record
+
+QUERY = "Which city is the capital of France?"
+DOCS = [
+    "Paris is the capital and largest city of France.",
+    "Berlin is the capital of Germany.",
+    "The Eiffel Tower was completed in 1889. " * 5,
+    "Bananas are yellow.",
+    "La tour Eiffel se trouve à Paris.",
+    "France",
+]
+CPU = ["CPUExecutionProvider"]
+
+
+def copy_artifact(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_manifest(artifact: Path, edit: Any) -> None:
+    path = artifact / MANIFEST_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def v1_reference_scores(v1_reference: Any, query: str, docs: list[str]) -> np.ndarray:
+    return np.asarray(v1_reference.predict([(query, d) for d in docs], batch_size=1, show_progress_bar=False))
+
+
+# -- non-finite scores raise, naming the documents ------------------------------------------------------------------
+
+
+def test_non_finite_scores_raise_naming_documents_dtype_and_provider(
+    v1_artifact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reranker = MxbaiReranker(v1_artifact, providers=CPU)
+    lengths = [len(r) for r in reranker.encode(QUERY, DOCS)]
+    assert len(set(lengths)) == len(lengths), "documents must be told apart by their length"
+    poisoned = {lengths[1]: np.nan, lengths[4]: np.inf}
+    real_run = reranker.scorer.run_batch
+
+    def overflowing_run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:  # what an fp16 overflow looks like
+        out = real_run(ids, mask).copy()
+        for row, n in enumerate(mask.sum(axis=1)):
+            out[row] = poisoned.get(int(n), out[row])
+        return out
+
+    monkeypatch.setattr(reranker.scorer, "run_batch", overflowing_run)
+    for call in (reranker.score, reranker.rank):
+        with pytest.raises(NonFiniteScoreError, match=r"indices \[1, 4\].*dtype fp32, provider CPUExecutionProvider"):
+            call(QUERY, DOCS)
+    with pytest.raises(NonFiniteScoreError) as info:
+        reranker.rank(QUERY, DOCS, batch_size=1)
+    assert info.value.indices == [1, 4] and isinstance(info.value, RuntimeError)
+    assert "NonFiniteScoreError" in mxbai_integrations.__all__
+    poisoned.clear()
+    assert len(reranker.rank(QUERY, DOCS)) == len(DOCS)
+
+
+# -- graph input and output names come from the manifest ------------------------------------------------------------
+
+
+def test_graph_names_come_from_the_manifest(v1_artifact: Path, tmp_path: Path, v1_reference: Any) -> None:
+    import onnx
+
+    art = copy_artifact(v1_artifact, tmp_path / "art")
+    model = onnx.load(str(art / MODEL_NAME))
+    renames = {"input_ids": "tokens", "attention_mask": "mask", "score": "relevance"}
+    for value in [*model.graph.input, *model.graph.output]:
+        value.name = renames.get(value.name, value.name)
+    for node in model.graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    onnx.save(model, str(art / MODEL_NAME))
+    edit_manifest(art, lambda d: d.update(
+        inputs=["tokens", "mask"], outputs=["relevance"],
+        files={**d["files"], MODEL_NAME: dataclasses.asdict(file_record(art / MODEL_NAME))}))
+    scores = MxbaiReranker(art, providers=CPU).score(QUERY, DOCS, batch_size=1)
+    np.testing.assert_allclose(scores, v1_reference_scores(v1_reference, QUERY, DOCS), atol=1e-4, rtol=0)
+    # A manifest that names inputs the graph does not have is refused at load, naming both.
+    edit_manifest(art, lambda d: d.update(inputs=["input_ids", "attention_mask"]))
+    with pytest.raises(ArtifactError, match=r"graph .* has inputs \['mask', 'tokens'\].*manifest lists inputs"):
+        MxbaiReranker(art, providers=CPU)
+
+
+# -- v1 max_length above the model's positions ----------------------------------------------------------------------
+
+
+def test_v1_max_length_above_positions_is_clamped_with_a_warning(v1_artifact: Path, v1_reference: Any) -> None:
+    with pytest.warns(UserWarning, match="max_length: 1024 is more than the 512 positions"):
+        reranker = MxbaiReranker(v1_artifact, providers=CPU, max_length=1024)
+    assert reranker.max_length == 512
+    docs = ["Paris " * 900, "capital of France " * 400, "short"]
+    assert max(len(r) for r in reranker.encode(QUERY, docs)) == 512
+    want = v1_reference_scores(v1_reference, QUERY, docs)
+    np.testing.assert_allclose(reranker.score(QUERY, docs, batch_size=1), want, atol=1e-4, rtol=0)
