@@ -177,6 +177,19 @@ def score_kwargs(attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
     lengths = attention_mask.to(torch.int64).sum(-1)
     return {
         "seqlens_k": (lengths - 1).to(torch.int32),
-        # Summing ones keeps the length dynamic under both tracers (a Python int would be baked in).
-        "total_sequence_length": torch.ones_like(attention_mask[0]).sum().to(torch.int32),
+        "total_sequence_length": _total_length(attention_mask),
     }
+
+
+def _total_length(attention_mask: torch.Tensor) -> torch.Tensor:
+    """The padded length as an int32 scalar computed from the mask's shape, never from its data.
+
+    onnxruntime's CUDA GroupQueryAttention reads ``total_sequence_length`` from CPU memory: taken from
+    ``Shape`` it stays on the host, while a value computed from the mask (a ReduceSum) would run on the
+    GPU and be copied back, with a stream sync, on every run. It must stay dynamic under both
+    exporters: TorchScript tracing bakes a Python int in (hence ``_shape_as_tensor``), and dynamo
+    keeps ``shape[1]`` symbolic.
+    """
+    if torch.jit.is_tracing():
+        return torch._shape_as_tensor(attention_mask)[1].to(torch.int32)
+    return torch.full((), attention_mask.shape[1], dtype=torch.int32, device=attention_mask.device)
