@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,30 @@ def default_session_options(options: RerankerOptions) -> ort.SessionOptions:
     return session_options
 
 
+# The version floor per provider. On the CPU, v2 graphs' GroupQueryAttention runs MLAS's flash kernel, and
+# every CPU figure in benchmarks/RESULTS.md was measured on onnxruntime >= 1.32: the `cpu` extra requires
+# it. CUDA's GroupQueryAttention kernel is older, so the `gpu` extra accepts onnxruntime-gpu from 1.18
+# (the newest onnxruntime-gpu, 1.31.1, is below the CPU floor); a CPU fallback there gets this warning.
+CPU_ORT_FLOOR = (1, 32)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _warn_below_cpu_floor(provider: str, manifest: Manifest) -> None:
+    if provider == prov.CPU and manifest.family == "v2" and _version_tuple(ort.__version__) < CPU_ORT_FLOOR:
+        warnings.warn(
+            f"onnxruntime {ort.__version__} runs this v2 artifact on the CPU below the CPU floor "
+            f"{'.'.join(map(str, CPU_ORT_FLOOR))}: scores are right, but the speed published for the CPU "
+            "was measured on onnxruntime >= 1.32 (install the `cpu` extra on CPU-only machines)",
+            UserWarning, stacklevel=4)
+
+
 def load_session(
     path: str | os.PathLike[str],
     manifest: Manifest,
@@ -97,6 +122,7 @@ def load_session(
     attached = session.get_providers()
     prov.check_attached(requested, attached, allow_fallback=options.allow_fallback,
                         auto=isinstance(options.providers, str))
+    _warn_below_cpu_floor(attached[0], manifest)
     max_rows = prov.trt_max_batch(requested) if prov.TRT in attached else None
     loaded = LoadedSession(session=session, providers=attached, max_rows=max_rows, io_binding=attached[0] == prov.CUDA)
     logger.debug("session for %s on %s", directory, attached)
