@@ -117,3 +117,38 @@ def test_v1_max_length_above_positions_is_clamped_with_a_warning(v1_artifact: Pa
     assert max(len(r) for r in reranker.encode(QUERY, docs)) == 512
     want = v1_reference_scores(v1_reference, QUERY, docs)
     np.testing.assert_allclose(reranker.score(QUERY, docs, batch_size=1), want, atol=1e-4, rtol=0)
+
+
+# -- many documents: tokenized chunk by chunk, one progress bar over the whole call -----------------------------
+def test_many_documents_are_tokenized_per_chunk_with_one_bar_over_the_call(
+        v1_artifact: Path, v1_reference: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory is bounded by the chunk, not the request: 100,000 documents once held every encoding at once."""
+    from mxbai_integrations import scorer as scorer_module
+
+    reranker = MxbaiReranker(v1_artifact, providers=CPU)
+    docs = [f"{DOCS[i % len(DOCS)]} ({i})" for i in range(70)]
+    expected = v1_reference_scores(v1_reference, QUERY, docs)
+
+    monkeypatch.setattr(scorer_module, "ENCODE_CHUNK_DOCUMENTS", 16)
+    seen: list[int] = []
+    original = scorer_module.Scorer.encode_documents
+
+    def spy(self, query, documents, **kwargs):
+        seen.append(len(documents))
+        return original(self, query, documents, **kwargs)
+
+    monkeypatch.setattr(scorer_module.Scorer, "encode_documents", spy)
+    bars: list[Any] = []
+    real_tqdm = scorer_module.tqdm
+
+    def recording_tqdm(*args, **kwargs):
+        bar = real_tqdm(*args, **kwargs)
+        bars.append(bar)
+        return bar
+
+    monkeypatch.setattr(scorer_module, "tqdm", recording_tqdm)
+    got = reranker.score(QUERY, docs, show_progress=True)
+
+    assert seen == [16, 16, 16, 16, 6], "each chunk is encoded on its own, none holds the whole request"
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)  # chunking changes no score
+    assert len(bars) == 1 and bars[0].total == len(docs) and bars[0].n == len(docs)
