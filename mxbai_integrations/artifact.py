@@ -9,6 +9,9 @@ read (type, choice, range, and agreement between fields), and what it claims abo
 (family, attention, padding) is checked against the graph itself (:func:`check_graph`); anything
 that does not hold is one :class:`ArtifactError` naming the field, never a wrong score.
 
+Why one module of ~480 lines: the artifact contract is read as one piece (DESIGN.md), the records
+and the checks that guard them side by side; the validation record has its own module.
+
 Examples:
     >>> manifest = read_manifest("mxbai-rerank-base-v2-onnx")  # doctest: +SKIP
     >>> manifest.family, manifest.dtype, manifest.source.model_id  # doctest: +SKIP

@@ -9,6 +9,10 @@ and checks them against the manifest. A repo without a manifest is a source chec
 caller exports it on first use, as for any hub id. :func:`push_artifact` uploads an artifact
 directory, after checking its own checksums, with a model card written from its manifest.
 
+Why one module of ~630 lines: fetch and push share the cache layout, the manifest's file list and
+its checks, and the model card is written from the same records; split, each half would import
+the other's private helpers.
+
 ``huggingface_hub`` is the only extra this needs (extra ``hub``); it is imported inside the
 functions that use it, and this module never imports torch, transformers or ``onnx_export``.
 

@@ -131,7 +131,7 @@ def test_non_finite_scores_are_exit_1_with_their_message(
     assert "internal error" not in line
 
 
-# -- the messages of issue 22 --------------------------------------------------------------------------------
+# -- a user's mistake is named as one --------------------------------------------------------------------------------
 
 
 def test_validate_against_a_checkpoint_of_the_other_family_names_both(
@@ -263,7 +263,7 @@ def test_ray_flags_without_ray_are_refused(v1_artifact: Path, capsys: pytest.Cap
     one_error_line(err, "--replicas needs --ray")
 
 
-# -- providers and installs (issue 22 items 2 and 4, as the CLI shows them) ------------------------------------
+# -- providers and installs, as the CLI shows them ------------------------------------
 
 
 @pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA is available here")

@@ -1,4 +1,4 @@
-"""Issue 23 part 1: artifacts as Hugging Face Hub repositories, tested without network.
+"""Artifacts as Hugging Face Hub repositories, tested without network.
 
 Downloads resolve through huggingface_hub itself: either from a Hugging Face cache laid out here
 exactly as huggingface_hub writes it (``models--org--name/{blobs,refs,snapshots}``, snapshot files
