@@ -87,6 +87,15 @@ def _warn_below_cpu_floor(provider: str, manifest: Manifest) -> None:
             UserWarning, stacklevel=4)
 
 
+def _warn_fp32_attention_off_gpu(provider: str, manifest: Manifest) -> None:
+    # onnxruntime registers CUDA GroupQueryAttention for float16 and bfloat16 only: in an fp32 v2 graph on
+    # CUDA every attention node falls back to the CPU provider, with copies around each.
+    if provider == prov.CUDA and manifest.family == "v2" and manifest.dtype == "fp32":
+        warnings.warn("an fp32 v2 artifact on CUDA runs its attention on the CPU (onnxruntime has no fp32 "
+                      "CUDA kernel for GroupQueryAttention): export and load the fp16 artifact for the GPU",
+                      UserWarning, stacklevel=4)
+
+
 def load_session(
     path: str | os.PathLike[str],
     manifest: Manifest,
@@ -123,6 +132,7 @@ def load_session(
     prov.check_attached(requested, attached, allow_fallback=options.allow_fallback,
                         auto=isinstance(options.providers, str))
     _warn_below_cpu_floor(attached[0], manifest)
+    _warn_fp32_attention_off_gpu(attached[0], manifest)
     max_rows = prov.trt_max_batch(requested) if prov.TRT in attached else None
     loaded = LoadedSession(session=session, providers=attached, max_rows=max_rows, io_binding=attached[0] == prov.CUDA)
     logger.debug("session for %s on %s", directory, attached)

@@ -69,3 +69,17 @@ def test_at_the_floor_nothing_is_said(v2_artifact: Path, monkeypatch: pytest.Mon
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MxbaiReranker(v2_artifact, providers=["cpu"])
+
+
+def test_an_fp32_v2_artifact_on_cuda_is_told_to_use_fp16(v2_artifact: Path) -> None:
+    """Checked on the decision itself: CUDA is not here, and onnxruntime's kernel registry is the fact
+    (GroupQueryAttention on CUDA: float16 and bfloat16 only)."""
+    from mxbai_integrations import providers, session
+    from mxbai_integrations.artifact import read_manifest
+
+    manifest = read_manifest(v2_artifact)
+    with pytest.warns(UserWarning, match="fp32 v2 artifact on CUDA runs its attention on the CPU"):
+        session._warn_fp32_attention_off_gpu(providers.CUDA, manifest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        session._warn_fp32_attention_off_gpu(providers.CPU, manifest)
