@@ -18,19 +18,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from artifact_edits import CPU, DOCS, QUERY
 
 from mxbai_integrations import MxbaiReranker
-
-QUERY = "Which city is the capital of France?"
-DOCS = [
-    "Paris is the capital and largest city of France.",
-    "Berlin is the capital of Germany.",
-    "The Eiffel Tower was completed in 1889. " * 5,
-    "Bananas are yellow.",
-    "La tour Eiffel se trouve à Paris.",
-    "France",
-]
-CPU = ["CPUExecutionProvider"]
 
 
 def v1_reference_scores(v1_reference: Any, query: str, docs: list[str]) -> np.ndarray:

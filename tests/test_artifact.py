@@ -8,29 +8,13 @@ fixture artifact and expects an ArtifactError naming it.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_edits import CPU, copy_artifact, edit_manifest
 
 from mxbai_integrations import ArtifactError, MxbaiReranker
-from mxbai_integrations.artifact import MANIFEST_NAME
-
-CPU = ["CPUExecutionProvider"]
-
-
-def copy_artifact(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
-def edit_manifest(artifact: Path, edit: Any) -> None:
-    path = artifact / MANIFEST_NAME
-    data = json.loads(path.read_text(encoding="utf-8"))
-    edit(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
 
 
 @pytest.mark.parametrize("edit, match", [

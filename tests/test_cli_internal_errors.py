@@ -13,18 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from artifact_edits import DOCS, QUERY
 
 from mxbai_integrations import MxbaiReranker, cli
-
-QUERY = "Which city is the capital of France?"
-DOCS = [
-    "Paris is the capital and largest city of France.",
-    "Berlin is the capital of Germany.",
-    "The Eiffel Tower was completed in 1889. " * 5,
-    "Bananas are yellow.",
-    "La tour Eiffel se trouve à Paris.",
-    "France",
-]
 
 
 def test_cli_internal_error_is_exit_1_with_traceback_only_under_verbose(

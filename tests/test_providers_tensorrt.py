@@ -13,13 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from artifact_edits import QUERY
 
 from mxbai_integrations import MxbaiReranker
 from mxbai_integrations import providers as prov
 from mxbai_integrations import reranker as reranker_mod
-
-QUERY = "Which city is the capital of France?"
-
 
 # -- fp32 artifacts run in fp32 -------------------------------------------------------------------------------------
 

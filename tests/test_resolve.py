@@ -8,30 +8,13 @@ flip the recorded verdict.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
+from artifact_edits import CPU, copy_artifact, edit_manifest
 
 from mxbai_integrations import ArtifactError, MxbaiReranker
-from mxbai_integrations.artifact import MANIFEST_NAME
 from mxbai_integrations.resolve import _cache_key
-
-CPU = ["CPUExecutionProvider"]
-
-
-def copy_artifact(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
-def edit_manifest(artifact: Path, edit: Any) -> None:
-    path = artifact / MANIFEST_NAME
-    data = json.loads(path.read_text(encoding="utf-8"))
-    edit(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
 
 
 def test_cached_artifact_that_failed_validation_is_not_served(v1_artifact: Path, tmp_path: Path) -> None:

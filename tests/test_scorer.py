@@ -10,40 +10,16 @@ the code under test.
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from artifact_edits import CPU, DOCS, QUERY, copy_artifact, edit_manifest
 
 import mxbai_integrations
 from mxbai_integrations import ArtifactError, MxbaiReranker, NonFiniteScoreError
-from mxbai_integrations.artifact import MANIFEST_NAME, MODEL_NAME, file_record
-
-QUERY = "Which city is the capital of France?"
-DOCS = [
-    "Paris is the capital and largest city of France.",
-    "Berlin is the capital of Germany.",
-    "The Eiffel Tower was completed in 1889. " * 5,
-    "Bananas are yellow.",
-    "La tour Eiffel se trouve à Paris.",
-    "France",
-]
-CPU = ["CPUExecutionProvider"]
-
-
-def copy_artifact(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
-def edit_manifest(artifact: Path, edit: Any) -> None:
-    path = artifact / MANIFEST_NAME
-    data = json.loads(path.read_text(encoding="utf-8"))
-    edit(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
+from mxbai_integrations.artifact import MODEL_NAME, file_record
 
 
 def v1_reference_scores(v1_reference: Any, query: str, docs: list[str]) -> np.ndarray:

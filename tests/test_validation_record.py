@@ -8,28 +8,13 @@ prints rather than a statistic that was only recorded.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
+from artifact_edits import copy_artifact, edit_manifest
 
 from mxbai_integrations import ValidationRecord, cli
-from mxbai_integrations.artifact import MANIFEST_NAME, read_manifest, write_manifest
-
-
-def copy_artifact(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
-def edit_manifest(artifact: Path, edit: Any) -> None:
-    path = artifact / MANIFEST_NAME
-    data = json.loads(path.read_text(encoding="utf-8"))
-    edit(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
-
+from mxbai_integrations.artifact import read_manifest, write_manifest
 
 OLD_INT8_RECORD = {  # the dict form manifests were written in before the record was typed
     "reference": "mxbai-rerank 0.1.6 MxbaiRerankV2", "reference_dtype": "fp32", "max_length": 256,
