@@ -9,6 +9,8 @@ CrossEncoder; token ids against mxbai_rerank are checked in test_export.py.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +42,12 @@ def _exporter(name: str) -> str:
 
 
 @pytest.fixture(scope="module", params=["optimum", "torch"])
-def v2_export(request: pytest.FixtureRequest, v2_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def v2_export(request: pytest.FixtureRequest, v2_checkpoint: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     exporter = _exporter(request.param)
-    return export_model(v2_checkpoint, tmp_path_factory.mktemp("paths") / f"v2-{exporter}", exporter=exporter,
-                        progress=False)
+    root = tmp_path_factory.mktemp("paths")
+    yield export_model(v2_checkpoint, root / f"v2-{exporter}", exporter=exporter, progress=False)
+    shutil.rmtree(root, ignore_errors=True)  # ~50 MB each; the disk is shared with the rest of the suite
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ SHAPE_ARITHMETIC = {"Gather", "Squeeze", "Unsqueeze", "Slice", "Cast", "Constant
 
 
 @pytest.fixture(scope="module")
-def dry_run(v2_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str]:
+def dry_run(v2_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, Path, str]]:
     """One run of ``gpu_check.py --device cpu --tiny`` on the tests' tiny v2 checkpoint."""
     root = tmp_path_factory.mktemp("gpu-check")
     proc = subprocess.run(
@@ -72,7 +73,8 @@ def dry_run(v2_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
         capture_output=True, text=True, timeout=900, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
     data = json.loads((root / "out" / "gpu_check.json").read_text())
-    return data, root / "work", proc.stdout
+    yield data, root / "work", proc.stdout
+    shutil.rmtree(root, ignore_errors=True)  # two exported artifacts; the disk is shared with the suite
 
 
 def _artifact(work: Path, dtype: str) -> Path:

@@ -20,6 +20,7 @@ The full-depth noise per shape is measured in benchmarks/RESULTS.md ("Export: to
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_fp32_tolerance_grows_with_the_score_spread() -> None:
 
 
 @pytest.fixture(scope="module")
-def wide(tmp_path_factory: pytest.TempPathFactory):
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """(checkpoint, artifact, reference factory): exported once, the reference loaded once."""
     from random_models import build_v2_wide_checkpoint
 
@@ -63,7 +64,8 @@ def wide(tmp_path_factory: pytest.TempPathFactory):
             cache[key] = validate.LibraryReference(family, source, max_length, revision)
         return cache[key]
 
-    return checkpoint, artifact, reference
+    yield checkpoint, artifact, reference
+    shutil.rmtree(root, ignore_errors=True)  # ~0.8 GB (checkpoint and artifact at the large-v2 width)
 
 
 def _validate(artifact: Path, checkpoint: Path, reference, monkeypatch: pytest.MonkeyPatch) -> validate.Validation:
