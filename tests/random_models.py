@@ -236,7 +236,10 @@ def build_v1_checkpoint(
     def encode(queries: list[str], documents: list[str]) -> list[list[int]]:
         return tok(queries, documents, truncation=True)["input_ids"]
 
-    return _random_v1_model(out, encode, len(tok), seed=seed, target_std=target_std, mix_scale=mix_scale, **shape)
+    # A released shape's embedding table (vocab_size 128,100) is larger than the small tokenizer: the
+    # extra rows are never looked up, but they cost what the real table costs to load and export.
+    vocab_size = max(shape.pop("vocab_size", 0), len(tok))
+    return _random_v1_model(out, encode, vocab_size, seed=seed, target_std=target_std, mix_scale=mix_scale, **shape)
 
 
 def build_v1_spm_checkpoint(out_dir: str | Path, *, seed: int = 0, **shape: Any) -> Path:

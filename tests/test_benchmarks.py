@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 RESULTS = BENCH / "results"
 SCRIPTS = ("rerank_bench", "long_context_bench", "v1_graph_ab", "attention_ab", "make_model", "plot",
-           "hostile_inputs")
+           "hostile_inputs", "tolerance_noise")
 PUBLISHED_RUNS = ("xsmall-v1", "base-v2", "base-v2-fused")
 
 
@@ -178,3 +178,13 @@ def test_rerank_bench_tiny_run_end_to_end(tmp_path: Path, benchlib: dict[str, Mo
     assert all(r.measured.peak_rss >= r.measured.rss_after_load > 0 for r in result.backends)
     assert "Load average at start" in proc.stdout and "| onnx-fp32 |" in proc.stdout
     assert result.meta.full_depth == 2 and not result.meta.cut_depth
+
+
+def test_a_released_v1_shape_builds_with_its_real_vocabulary(tmp_path: Path, benchlib: dict[str, ModuleType]) -> None:
+    """make_model's v1 shapes: the embedding table has the released 128,100 rows, the small tokenizer fits in it."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    out = benchlib["models"].build_checkpoint("xsmall-v1", tmp_path / "xsmall-v1", layers=1)
+    config = AutoConfig.from_pretrained(out)
+    assert (config.vocab_size, config.hidden_size, config.num_hidden_layers) == (128100, 384, 1)
+    assert len(AutoTokenizer.from_pretrained(out)) < config.vocab_size
