@@ -150,7 +150,7 @@ def test_fetch_offline_returns_the_snapshot_and_scores_like_the_original(tmp_pat
 
 
 def test_reranker_takes_the_repo_id_and_the_snapshot_path(tmp_path, offline, monkeypatch, v1_artifact):
-    """Needs resolve.py wired to hub.fetch_artifact and hf_cache_repo_root (the diff in the hub report)."""
+    """A repo id resolves through huggingface_hub's default cache; the snapshot path it gives loads as well."""
     cache = tmp_path / "hf"
     commit = add_snapshot(cache, REPO, artifact_files(v1_artifact))
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))  # cache_dir=None is huggingface_hub's default

@@ -6,6 +6,7 @@ Starting Ray costs 10-20 s, so there are few tests here, sharing one cluster.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,14 +34,35 @@ DOCS = [
 PADDED_ATOL = 1e-3  # DESIGN.md: scores of padded rows within 1e-3 of the reference
 
 
+HUB_REPO = "test-org/tiny-onnx"  # an artifact repo, served to the workers from a local HF cache
+
+
 @pytest.fixture(scope="module")
-def ray_cluster(request):
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+def hf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Hugging Face cache every Ray worker reads (offline): a repo id resolves there, on each node."""
+    return tmp_path_factory.mktemp("ray-hf")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(request, hf_cache: Path):
+    env = {"HF_HUB_CACHE": str(hf_cache / "hub"), "HF_HUB_OFFLINE": "1",
+           "MXBAI_INTEGRATIONS_CACHE": str(hf_cache / "mxbai")}  # no first-use export may land in ~
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": env})
     request.addfinalizer(ray.shutdown)
     return ray
 
 
-def test_serve_deployment_answers_http_with_mxbai_reranker_scores(ray_cluster, v2_artifact):
+def publish(hf_cache: Path, artifact: Path) -> str:
+    """Put ``artifact`` in the workers' HF cache as ``HUB_REPO`` (what `mxbai-onnx push` uploads) and return the id."""
+    from test_hub import add_snapshot, artifact_files
+
+    add_snapshot(hf_cache / "hub", HUB_REPO, artifact_files(artifact))
+    return HUB_REPO
+
+
+def test_serve_deployment_answers_http_with_mxbai_reranker_scores(ray_cluster, hf_cache, v2_artifact):
+    """The deployment gets a hub id: each replica fetches the artifact itself (from its HF cache here)."""
     from ray import serve
 
     from mxbai_integrations.options import RerankerOptions
@@ -50,9 +72,10 @@ def test_serve_deployment_answers_http_with_mxbai_reranker_scores(ray_cluster, v
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
-        serve.run(build_app(v2_artifact, ray_actor_options={"num_cpus": 0.5}, reranker_options=RerankerOptions(
-                                batch_size=4), batching=BatchOptions(max_wait_ms=50, max_batch_requests=16)),
-                  name="mxbai", route_prefix="/")
+        app = build_app(publish(hf_cache, v2_artifact), ray_actor_options={"num_cpus": 0.5},
+                        reranker_options=RerankerOptions(batch_size=4),
+                        batching=BatchOptions(max_wait_ms=50, max_batch_requests=16))
+        serve.run(app, name="mxbai", route_prefix="/")
         url = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{url}/health", timeout=30).json() == {"status": "ok"}
         bodies = [{"query": q, "documents": DOCS[i:] + DOCS[:i], "top_n": 5} for i, q in enumerate(QUERIES * 2)]
@@ -100,6 +123,18 @@ def test_ray_data_scores_every_row_once_with_the_reference_scores(ray_cluster, v
         ref = reference[qi * len(DOCS):(qi + 1) * len(DOCS)]
         assert list(np.argsort(-np.asarray(ours), kind="stable")) == list(np.argsort(-ref, kind="stable"))
     assert all(by_id[r["id"]]["query"] == r["query"] and by_id[r["id"]]["document"] == r["document"] for r in rows)
+
+
+def test_ray_data_takes_a_hub_id_and_every_actor_fetches_the_artifact(ray_cluster, hf_cache, v1_artifact):
+    from mxbai_integrations.serve.ray_data import rerank_dataset
+
+    rows = [{"query": QUERIES[0], "document": d} for d in DOCS]
+    scored = rerank_dataset(ray.data.from_items(rows).repartition(2), publish(hf_cache, v1_artifact),
+                            batch_size=3, num_cpus=0.5, concurrency=2).take_all()
+    by_document = {r["document"]: float(r["score"]) for r in scored}
+    alone = MxbaiReranker(v1_artifact).score(QUERIES[0], DOCS)
+    assert len(scored) == len(rows)
+    np.testing.assert_allclose([by_document[d] for d in DOCS], alone, atol=PADDED_ATOL, rtol=0)
 
 
 def test_ray_entry_points_check_reranker_options_before_anything_runs(ray_cluster, v1_artifact):
