@@ -22,6 +22,11 @@ never touches the GPU. Progress lines carry timestamps and the JSON is rewritten
 a run stopped by the device's time limit still says how far it got. TensorRT is not on the lent
 machine: the table says so.
 
+Why one file of ~1,500 lines: it is one device run, read top to bottom in the order it executes (plan,
+inputs, metrics, GPU memory, graph checks, profile, children, parent), and it has never run on a GPU.
+It should be cut into benchlib modules (its timing and peak-memory code repeats benchlib's) once a
+lent GPU has run it as it is, so that the first device run tests the code that was dry-run in CI.
+
 Examples:
     On the device (what gpu_check.sh runs):
 
