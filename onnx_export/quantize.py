@@ -2,10 +2,12 @@
 
 - v2 (Qwen2): weight-only quantization. Every MatMul with a constant weight becomes
   ``com.microsoft.MatMulNBits`` (int8: 8-bit, block 128; int4: 4-bit, block 32; both symmetric, so
-  the int8-compute kernels stay exact on AVX2-only CPUs, onnxruntime issue 29853), and the
-  token-embedding table of int4 artifacts, which the graph only gathers rows from, becomes a 4-bit
-  ``com.microsoft.GatherBlockQuantized`` (int8 artifacts keep it float32 for now). Qwen2 activations
-  quantize badly (dynamic int8 drifted 0.45 max on the base-v2 shape), so activations stay float.
+  the int8-compute kernels stay exact on AVX2-only CPUs, onnxruntime issue 29853); the
+  token-embedding table, which the graph only gathers rows from, becomes a
+  ``com.microsoft.GatherBlockQuantized`` (8-bit, block 128 in int8; 4-bit, block 32 in int4); and each
+  SwiGLU MLP is split along its intermediate width into 4 slices (:func:`split_mlp`), so its
+  [tokens, intermediate] activations exist a quarter at a time. Qwen2 activations quantize badly
+  (dynamic int8 drifted 0.45 max on the base-v2 shape), so activations stay float.
 - v1 (DeBERTa): dynamic int8 quantization of the MatMuls (DeBERTa takes it well). v1 has no int4
   artifact: refused with ArgumentError.
 
@@ -58,15 +60,20 @@ class QuantizationPlan:
         return {k: v for k, v in asdict(self).items() if v is not None and not (k == "mlp_chunks" and v == 1)}
 
 
-# int8 artifacts keep the float32 embedding table for now: an 8-bit table flipped a top-1 on the tiny
-# v2 test model (tests/test_export.py) and its drift at full depth is not measured yet.
+# Measured on base-v2 at full depth, 100 documents (benchmarks/memory_bench.py, RESULTS.md "CPU memory"):
+# - the 8-bit table (block 128) alone drifts 0.34 max abs, Spearman 0.9994 against fp32, far below the
+#   8-bit MatMuls' own drift (2.45); block 32 measured the same (0.51, 0.9996) with 4x the scales.
+#   Tables narrower than one block (the 64-wide tiny test model) stay float.
+# - splitting the MLP into 4 slices took the int8 peak from 1,099 to 797 MiB (llama.cpp Q8_0: 665).
 # accuracy_level 4 lets MLAS run the MatMul in int8 (activations quantized per block on the fly):
-# on base-v2, 8-bit weights ran 1.5x faster than fp32 at level 4, while level 0 (dequantize to fp32)
-# ran slower than fp32 with the same drift; 4-bit weights at level 4: see RESULTS.md (memory section).
+# on an AVX-512 VNNI CPU, 8-bit weights ran 1.5x faster than fp32 at level 4, while level 0
+# (dequantize to fp32) ran slower than fp32 with the same drift; on an AVX2-only CPU level 4 ran
+# slower than fp32 (RESULTS.md), so there the gain of int8 is memory, not time.
 PLANS: dict[tuple[str, str], QuantizationPlan] = {
-    ("v2", "int8"): QuantizationPlan(method="MatMulNBits", bits=8, block_size=128, accuracy_level=4),
+    ("v2", "int8"): QuantizationPlan(method="MatMulNBits", bits=8, block_size=128, accuracy_level=4,
+                                     embedding_bits=8, embedding_block_size=128, mlp_chunks=4),
     ("v2", "int4"): QuantizationPlan(method="MatMulNBits", bits=4, block_size=32, accuracy_level=4,
-                                     embedding_bits=4, embedding_block_size=32),
+                                     embedding_bits=4, embedding_block_size=32, mlp_chunks=4),
     ("v1", "int8"): QuantizationPlan(method="onnxruntime.quantize_dynamic", bits=8),
 }
 

@@ -14,9 +14,10 @@ from safetensors.numpy import load_file
 
 from mxbai_integrations import MxbaiReranker
 from mxbai_integrations.artifact import read_manifest
+from mxbai_integrations.batching import pad_batch
 from mxbai_integrations.errors import ArgumentError
 from onnx_export import export_model
-from onnx_export.quantize import quantize
+from onnx_export.quantize import quantize, quantize_embeddings, split_mlp
 
 QUERY = "What is the capital of France?"
 DOCS = [
@@ -122,6 +123,63 @@ def test_v2_int4_graph_gathers_a_quantized_embedding_and_keeps_the_fp32_head(
     assert np.abs(got - want).max() > 0, "the table really is quantized"
 
 
+def test_split_mlp_computes_the_same_function_one_slice_at_a_time(v2_artifact):
+    """Each SwiGLU MLP cut along its intermediate width sums to the unsplit MLP (float order aside)."""
+    whole = _graph(v2_artifact)
+    split = _graph(v2_artifact)
+    layers = sum(1 for n in whole.graph.node if n.op_type == "Sigmoid")
+    intermediate = 128  # tests/random_models.py's tiny v2 shape
+    assert split_mlp(split, chunks=4, align=32) == layers > 0
+    widths = sorted({int(t.dims[1]) for t in split.graph.initializer
+                     if t.name.endswith("_gate_weight") and len(t.dims) == 2})
+    assert widths == [intermediate // 4], "every slice is a quarter of the intermediate width"
+    assert sum(n.op_type == "Sigmoid" for n in split.graph.node) == 4 * layers
+    onnx.checker.check_model(split)
+
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 151_000, n).tolist() for n in (37, 5, 64)]
+    ids, mask = pad_batch(rows, 0, side="right")
+
+    def run(model: onnx.ModelProto) -> np.ndarray:
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(["score"], {"input_ids": ids, "attention_mask": mask})[0]
+
+    want, got = run(whole), run(split)
+    assert np.ptp(want) > 1e-3, "the rows score differently, so a wrong split would show"
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("bits", "block"), [(8, 128), (4, 32)])
+def test_onnxruntime_gathers_our_quantized_rows_within_half_a_step(bits, block):
+    """quantize_embeddings' table read back by com.microsoft.GatherBlockQuantized: int8's and int4's layouts."""
+    rng = np.random.default_rng(1)
+    table = (rng.standard_normal((300, 2 * block + block // 2)) * 0.02).astype(np.float32)  # a partial block
+    table[7, 3] = 0.5  # an outlier sets its block's step
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Gather", ["table", "ids"], ["rows"])], "g",
+        [onnx.helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, [None])],
+        [onnx.helper.make_tensor_value_info("rows", onnx.TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(table, "table")])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    [record] = quantize_embeddings(model, bits, block)
+    assert [n.op_type for n in model.graph.node] == ["GatherBlockQuantized"]
+    rows, cols = table.shape
+    assert record["bytes_quantized"] == rows * (-(-cols * bits // 8) + 4 * -(-cols // block))  # data + fp32 scales
+
+    ids = np.array([0, 7, 150, 299], dtype=np.int64)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"ids": ids})[0]
+    want = table[ids]
+    padded = np.zeros((len(ids), 3 * block), np.float32)
+    padded[:, :want.shape[1]] = want
+    step = np.repeat(np.abs(padded.reshape(len(ids), -1, block)).max(-1), block, axis=1)[:, :want.shape[1]]
+    step /= 2 ** (bits - 1)
+    # Within half a step, or one step for a value clipped at the top of the signed range (as in Q4_0/Q8_0).
+    assert np.all(np.abs(got - want) <= step + 1e-7)
+    assert np.mean(np.abs(got - want) <= step / 2 + 1e-7) > 0.95
+    assert 0 < np.abs(got - want).max() and np.abs(got[1, 3] - 0.5) <= step[1, 3] / 2 + 1e-7
+
+
 def test_fp32_artifact_is_not_quantized_and_matches_the_reference(v2_checkpoint, v2_artifact, v2_reference):
     model = _graph(v2_artifact)
     assert not _ops(model) & QUANTIZED_OPS
@@ -159,13 +217,18 @@ def test_quantization_is_recorded_in_the_manifest(family, dtype, request, export
         assert (record["bits"], record["block_size"]) == ((8, 128) if dtype == "int8" else (4, 32))
         assert record["accuracy_level"] in (0, 1, 2, 3, 4)
         assert record["matmuls"] == sum(n.op_type == "MatMulNBits" for n in model.graph.node) > 0
+        assert record["mlp_chunks"] == 4
+        # Cuts fall on quantization blocks: the tiny MLP (128 wide) is one int8 block, four int4 blocks.
+        layers = sum(n.op_type == "GroupQueryAttention" for n in model.graph.node)
+        assert record["mlps_split"] == (layers if dtype == "int4" else 0)
         if dtype == "int4":
             [emb] = record["embeddings"]
             assert emb["shape"] == list(table.shape) and emb["bytes_fp32"] == table.nbytes
             assert emb["bytes_quantized"] < table.nbytes / 6
             assert record["embedding_bits"] == 4
-        else:  # int8 keeps the float32 table (its full-depth drift is not measured yet)
-            assert "embeddings" not in record and "GatherBlockQuantized" not in _ops(model)
+        else:  # 8-bit, block 128: the tiny model's 64-wide table is narrower than a block and stays float
+            assert (record["embedding_bits"], record["embedding_block_size"]) == (8, 128)
+            assert record["embeddings"] == [] and "GatherBlockQuantized" not in _ops(model)
             assert [t for t in model.graph.initializer if list(t.dims) == list(table.shape)]
     else:
         assert record["method"] == "onnxruntime.quantize_dynamic"
