@@ -45,7 +45,12 @@ QUANTIZED_DTYPES = ("int8", "int4")
 
 @dataclass(frozen=True)
 class QuantizationPlan:
-    """How one dtype is made for one family: the record written into the manifest (created_with)."""
+    """How one dtype is made for one family: the record written into the manifest (created_with).
+
+    ``sensitive_bits`` (v2): the value projection of every attention and the down projection of every
+    MLP (:func:`sensitive_matmuls`) get this many bits instead of ``bits``, in blocks of
+    ``sensitive_block_size``; llama.cpp's Q4_K_M gives the same two tensors more bits.
+    """
 
     method: str
     bits: int | None = None
@@ -55,6 +60,8 @@ class QuantizationPlan:
     embedding_bits: int | None = None
     embedding_block_size: int | None = None
     mlp_chunks: int = 1
+    sensitive_bits: int | None = None
+    sensitive_block_size: int | None = None
 
     def record(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if v is not None and not (k == "mlp_chunks" and v == 1)}
@@ -65,6 +72,9 @@ class QuantizationPlan:
 #   8-bit MatMuls' own drift (2.45); block 32 measured the same (0.51, 0.9996) with 4x the scales.
 #   Tables narrower than one block (the 64-wide tiny test model) stay float.
 # - splitting the MLP into 4 slices took the int8 peak from 1,099 to 797 MiB (llama.cpp Q8_0: 665).
+# - int4 with 8-bit v and down projections (sensitive_bits=8, block 32) and an 8-bit table: Spearman
+#   0.916 against fp32 instead of 0.836, at 12 % more time: still below validation's 0.95 on random
+#   weights, so not the default (RESULTS.md "int4: mixed precision and the accuracy level").
 # accuracy_level 4 lets MLAS run the MatMul in int8 (activations quantized per block on the fly):
 # on an AVX-512 VNNI CPU, 8-bit weights ran 1.5x faster than fp32 at level 4, while level 0
 # (dequantize to fp32) ran slower than fp32 with the same drift; on an AVX2-only CPU level 4 ran
@@ -213,6 +223,97 @@ def _chunk_bounds(width: int, chunks: int, align: int) -> list[int]:
     return sorted(set(cuts))
 
 
+@dataclass(frozen=True)
+class _SwiGLU:
+    """The nodes of one ``down(silu(gate(h)) * up(h))``, silu written as ``g * sigmoid(g)``."""
+
+    gate: Any
+    sigmoid: Any
+    silu: Any
+    up: Any
+    product: Any
+    down: Any
+
+
+def _const_matmul(node: Any, inits: dict[str, Any]) -> bool:
+    """True for a MatMul whose right operand is a 2-D initializer (a weight MatMulNBits can take)."""
+    return (node is not None and node.op_type == "MatMul" and node.input[1] in inits
+            and len(inits[node.input[1]].dims) == 2)
+
+
+def _swiglu_mlps(graph: Any) -> list[_SwiGLU]:
+    """Every SwiGLU MLP of the graph whose intermediates nothing else reads (found by shape, not by name).
+
+    The two exporters name nodes differently, so the pattern is matched on the graph itself. After
+    :func:`split_mlp`, each slice is one match.
+    """
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers = _initializer_consumers(graph)
+    found = []
+    for down in graph.node:
+        mul = producer.get(down.input[0]) if _const_matmul(down, inits) else None
+        if mul is None or mul.op_type != "Mul":
+            continue
+        a, b = (producer.get(x) for x in mul.input)
+        up, act = (a, b) if _const_matmul(a, inits) else (b, a)
+        if not _const_matmul(up, inits) or act is None or act.op_type != "Mul":
+            continue
+        x, y = (producer.get(i) for i in act.input)
+        gate, sig = (x, y) if y is not None and y.op_type == "Sigmoid" else (y, x)
+        if not _const_matmul(gate, inits) or sig is None or sig.op_type != "Sigmoid" or sig.input[0] != gate.output[0]:
+            continue
+        if gate.output[0] not in act.input or gate.input[0] != up.input[0]:
+            continue
+        inner = [gate, sig, act, up, mul]
+        if any(len(consumers.get(n.output[0], [])) != (2 if n is gate else 1) for n in inner):
+            continue  # an intermediate is read elsewhere: leave this MLP as it is
+        found.append(_SwiGLU(gate=gate, sigmoid=sig, silu=act, up=up, product=mul, down=down))
+    return found
+
+
+# Ops a value projection's output passes through on its way into the attention (bias, head layout).
+_PASS_THROUGH = {"Add", "Reshape", "Transpose", "Cast", "Identity", "Squeeze", "Unsqueeze"}
+
+
+def _value_projections(graph: Any) -> list[Any]:
+    """The value projection MatMul of every GroupQueryAttention: the one weight MatMul behind its value input.
+
+    Walks back from the attention's third input through bias adds and reshapes only; an attention
+    whose value comes from anything else (or from two weight MatMuls) is left out.
+    """
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    found = []
+    for attn in graph.node:
+        if attn.op_type != "GroupQueryAttention" or len(attn.input) < 3 or not attn.input[2]:
+            continue
+        stack, seen, matmuls = [attn.input[2]], set(), []
+        while stack:
+            node = producer.get(stack.pop())
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if _const_matmul(node, inits):
+                matmuls.append(node)
+            elif node.op_type in _PASS_THROUGH:
+                stack.extend(i for i in node.input if i)
+        if len(matmuls) == 1:
+            found.append(matmuls[0])
+    return found
+
+
+def sensitive_matmuls(model: Any) -> list[Any]:
+    """The MatMuls a mixed plan gives more bits: each attention's value and each MLP's down projection.
+
+    These are the tensors llama.cpp's Q4_K_M gives more bits (attn_v, ffn_down). They are found by
+    the graph's structure, not by node names (which differ between the two exporters), and each
+    slice of a split MLP counts. The count lands in the manifest record (``sensitive_matmuls``).
+    """
+    graph = model.graph
+    return [*_value_projections(graph), *(mlp.down for mlp in _swiglu_mlps(graph))]
+
+
 def split_mlp(model: Any, chunks: int, align: int) -> int:
     """Split each SwiGLU MLP of the graph along its intermediate width into ``chunks`` slices, in place.
 
@@ -225,34 +326,13 @@ def split_mlp(model: Any, chunks: int, align: int) -> int:
 
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
     consumers = _initializer_consumers(graph)
 
-    def matmul_weight(node: Any) -> Any:
-        if node is None or node.op_type != "MatMul" or node.input[1] not in inits:
-            return None
-        return inits[node.input[1]] if len(inits[node.input[1]].dims) == 2 else None
-
     done = 0
-    for down in list(graph.node):
-        w_down = matmul_weight(down)
-        mul = producer.get(down.input[0]) if w_down is not None else None
-        if mul is None or mul.op_type != "Mul":
-            continue
-        a, b = (producer.get(x) for x in mul.input)
-        up, act = (a, b) if matmul_weight(a) is not None else (b, a)
-        if matmul_weight(up) is None or act is None or act.op_type != "Mul":
-            continue
-        x, y = (producer.get(i) for i in act.input)
-        gate, sig = (x, y) if y is not None and y.op_type == "Sigmoid" else (y, x)
-        if matmul_weight(gate) is None or sig is None or sig.op_type != "Sigmoid" or sig.input[0] != gate.output[0]:
-            continue
-        if gate.output[0] not in act.input or gate.input[0] != up.input[0]:
-            continue
-        inner = [gate, sig, act, up, mul]
-        if any(len(consumers.get(n.output[0], [])) != (2 if n is gate else 1) for n in inner):
-            continue  # an intermediate is read elsewhere: leave this MLP as it is
-        wg, wu, wd = (numpy_helper.to_array(matmul_weight(n)) for n in (gate, up, down))
+    for mlp in _swiglu_mlps(graph):
+        gate, up, down = mlp.gate, mlp.up, mlp.down
+        inner = [gate, mlp.sigmoid, mlp.silu, up, mlp.product]
+        wg, wu, wd = (numpy_helper.to_array(inits[n.input[1]]) for n in (gate, up, down))
         width = wg.shape[1]
         cuts = _chunk_bounds(width, chunks, align)
         if len(cuts) < 3 or wu.shape[1] != width or wd.shape[0] != width:
@@ -335,6 +415,34 @@ def _quantize_v1(plan: QuantizationPlan, fp32_model: Path, out_model: Path) -> d
     return record
 
 
+def _named(model: Any, nodes: list[Any]) -> list[Any]:
+    """``nodes``, each given a name unique in the graph if it has none (the quantizer selects by name)."""
+    taken = {n.name for n in model.graph.node}
+    for k, node in enumerate(nodes):
+        if not node.name or node.name in {m.name for m in nodes[:k]}:
+            base, i = f"mxbai_sensitive_matmul_{k}", 0
+            while f"{base}_{i}" in taken:
+                i += 1
+            node.name = f"{base}_{i}"
+            taken.add(node.name)
+    return nodes
+
+
+def _nbits(model: Any, plan: QuantizationPlan, bits: int, block_size: int, exclude: list[str]) -> Any:
+    """Every weight MatMul not named in ``exclude`` as ``com.microsoft.MatMulNBits`` of ``bits``; the new model."""
+    MatMulNBitsQuantizer = _import_nbits_quantizer()
+    quantizer = MatMulNBitsQuantizer(model, bits=bits, block_size=block_size, is_symmetric=plan.symmetric,
+                                     accuracy_level=plan.accuracy_level, nodes_to_exclude=exclude)
+    quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # it logs every node at INFO
+    try:
+        quantizer.process()
+    finally:
+        quiet.setLevel(level)
+    return quantizer.model.model
+
+
 def _quantize_v2(plan: QuantizationPlan, fp32_model: Path, out_model: Path) -> dict[str, object]:
     import onnx
 
@@ -346,17 +454,14 @@ def _quantize_v2(plan: QuantizationPlan, fp32_model: Path, out_model: Path) -> d
         # First, so the MatMul pass never sees the float table.
         record["embeddings"] = quantize_embeddings(model, plan.embedding_bits, plan.embedding_block_size or 32)
     if plan.bits is not None:  # None: the embedding alone (a benchmark study of its drift)
-        MatMulNBitsQuantizer = _import_nbits_quantizer()
-        quantizer = MatMulNBitsQuantizer(model, bits=plan.bits, block_size=plan.block_size or 128,
-                                         is_symmetric=plan.symmetric, accuracy_level=plan.accuracy_level)
-        quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
-        level = quiet.level
-        quiet.setLevel(logging.WARNING)  # it logs every node at INFO
-        try:
-            quantizer.process()
-        finally:
-            quiet.setLevel(level)
-        model = quantizer.model.model
+        later: list[str] = []
+        if plan.sensitive_bits is not None:
+            later = [n.name for n in _named(model, sensitive_matmuls(model))]
+            record["sensitive_matmuls"] = len(later)
+        model = _nbits(model, plan, plan.bits, plan.block_size or 128, exclude=later)
+        if later:  # second pass: the MatMuls the first one left float, at their own width
+            model = _nbits(model, plan, plan.sensitive_bits, plan.sensitive_block_size or plan.block_size or 128,
+                           exclude=[])
     record["matmuls"] = sum(1 for n in model.graph.node if n.op_type == "MatMulNBits")
     save_mappable(model, out_model)
     record["layout"] = "external data, page-aligned"

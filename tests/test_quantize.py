@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,14 @@ from mxbai_integrations.artifact import read_manifest
 from mxbai_integrations.batching import pad_batch
 from mxbai_integrations.errors import ArgumentError
 from onnx_export import export_model
-from onnx_export.quantize import quantize, quantize_embeddings, split_mlp
+from onnx_export.quantize import (
+    dequantize_blocks,
+    plan_for,
+    quantize,
+    quantize_embeddings,
+    quantize_with_plan,
+    split_mlp,
+)
 
 QUERY = "What is the capital of France?"
 DOCS = [
@@ -161,6 +169,64 @@ def test_split_mlp_computes_the_same_function_one_slice_at_a_time(v2_artifact):
     want, got = run(whole), run(split)
     assert np.ptp(want) > 1e-3, "the rows score differently, so a wrong split would show"
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def _nbits_weights(model: onnx.ModelProto) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(bits, weight [K, N] read back, step [K, N]) of every MatMulNBits, from onnxruntime's own layout.
+
+    Symmetric MatMulNBits stores each column's blocks along K with the implicit zero point 2^(bits-1),
+    two 4-bit values per byte low nibble first: the layout ``dequantize_blocks`` reads.
+    """
+    inits = {t.name: t for t in model.graph.initializer}
+    out = []
+    for node in model.graph.node:
+        if node.op_type != "MatMulNBits":
+            continue
+        a = {x.name: x.i for x in node.attribute}
+        k, n, bits, block = a["K"], a["N"], a["bits"], a["block_size"]
+        data = numpy_helper.to_array(inits[node.input[1]]).reshape(n, -1)
+        scales = numpy_helper.to_array(inits[node.input[2]]).reshape(n, -1)
+        weight = dequantize_blocks(data, scales, bits, block, k).T
+        out.append((bits, weight, np.abs(np.repeat(scales, block, axis=1)[:, :k].T)))  # scales carry a sign
+    return out
+
+
+@pytest.mark.parametrize("exporter", ["default", "torch"])
+def test_mixed_int4_gives_value_and_down_projections_eight_bits(exporter, v2_checkpoint, v2_artifact, tmp_path):
+    """sensitive_bits=8: each layer's v_proj and down_proj (every slice of it) are the 8-bit MatMuls, and only they.
+
+    Matched on the weights themselves: each 8-bit MatMul reads back as the checkpoint's v_proj or a
+    slice of its down_proj within one quantization step, whatever the exporter named the nodes (the
+    torch exporter's graph is checked too).
+    """
+    fp32 = v2_artifact if exporter == "default" else export_model(
+        v2_checkpoint, tmp_path / "torch-fp32", exporter="torch", validate=False, progress=False)
+    plan = replace(plan_for("v2", "int4"), sensitive_bits=8, sensitive_block_size=32)
+    record = quantize_with_plan("v2", plan, fp32 / "model.onnx", tmp_path / "model.onnx")
+    weights = load_file(str(v2_checkpoint / "model.safetensors"))
+    layers = sorted({int(k.split(".")[2]) for k in weights if k.startswith("model.layers.")})
+    chunks = plan.mlp_chunks
+    assert record["sensitive_matmuls"] == len(layers) * (1 + chunks)
+
+    wanted = {f"v{i}": weights[f"model.layers.{i}.self_attn.v_proj.weight"].T for i in layers}
+    wanted |= {f"down{i}": weights[f"model.layers.{i}.mlp.down_proj.weight"].T for i in layers}
+    covered: dict[str, int] = {}
+    by_bits: dict[int, int] = {}
+    for bits, got, step in _nbits_weights(onnx.load(str(tmp_path / "model.onnx"))):
+        by_bits[bits] = by_bits.get(bits, 0) + 1
+        hits = [(name, lo) for name, w in wanted.items() for lo in range(0, w.shape[0] - got.shape[0] + 1, 32)
+                if w.shape[1] == got.shape[1] and np.all(np.abs(w[lo:lo + got.shape[0]] - got) <= step + 1e-7)]
+        if bits == 8:
+            assert len(hits) == 1, f"an 8-bit MatMul that is not one v_proj / down_proj slice: {hits}"
+            covered[hits[0][0]] = covered.get(hits[0][0], 0) + got.shape[0]
+        else:
+            assert not hits, f"a 4-bit MatMul reads back as {hits}"
+    assert covered == {name: w.shape[0] for name, w in wanted.items()}, "every row of every v/down, once"
+    assert by_bits == {8: len(layers) * (1 + chunks), 4: len(layers) * (3 + 2 * chunks)}
+
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    ids, mask = pad_batch([[9707, 11, 1879, 0], [42, 7]], 0, side="right")
+    assert np.isfinite(session.run(["score"], {"input_ids": ids, "attention_mask": mask})[0]).all()
 
 
 @pytest.mark.parametrize(("bits", "block"), [(8, 128), (4, 32)])
