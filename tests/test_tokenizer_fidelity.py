@@ -170,7 +170,7 @@ def v1_spm_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_spm_only_checkpoint_exports_with_sentencepiece_ids(v1_spm_checkpoint, tmp_path, caplog):
     """No tokenizer.json: the artifact gets sentencepiece's ids; transformers' own conversion (4.57:
-    Strip before the charsmap; 5.x: NFC and whitespace folding) differs, which the export says once."""
+    Strip before the charsmap; 5.24: NFC and whitespace folding) differs, which the export says once."""
     import sentencepiece as spm
 
     assert not (v1_spm_checkpoint / TOKENIZER_NAME).exists()
@@ -185,8 +185,19 @@ def test_spm_only_checkpoint_exports_with_sentencepiece_ids(v1_spm_checkpoint, t
     assert rows == [[1, *sp.encode(HARD_QUERY), 2, *sp.encode(d), 2] for d in docs]
     warnings = [r.getMessage() for r in caplog.records if "tokenizes differently" in r.getMessage()]
     assert len(warnings) == 1 and "the reference was scored on the checkpoint's token ids" in warnings[0]
-    if TRANSFORMERS_5:  # there the scored cases differ too (4.57 differs only on NFD and bidi texts)
-        assert "fed the checkpoint's token ids" in manifest.validation.reference
+    # The reference is fed the checkpoint's ids exactly where the installed transformers' own conversion of
+    # spm.model tokenizes a scored text differently from sentencepiece (that depends on the version: 5.24
+    # differed on many texts, 5.25 and 4.57 on NFD and bidi texts only), decided here by the two libraries.
+    from transformers import AutoTokenizer
+
+    from onnx_export.validate import CASES
+
+    hf = AutoTokenizer.from_pretrained(str(v1_spm_checkpoint))
+    texts = {t for case in CASES for t in (case.query, *case.documents)}
+    differs = {t for t in texts if hf(t, add_special_tokens=False)["input_ids"] != sp.encode(t)}
+    fed = "fed the checkpoint's token ids" in manifest.validation.reference
+    assert fed or not {t for t in differs if len(sp.encode(t)) < 100}, "a short scored text differs: not fed"
+    assert differs or not fed, "fed although no scored text tokenizes differently"
 
 
 # -- 2. validation: the checkpoint's ids are the oracle; the reference's drift is named once ------------------
