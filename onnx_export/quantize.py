@@ -29,6 +29,7 @@ the rows of the tokens it is given. Measurements behind every choice: benchmarks
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -416,15 +417,21 @@ def _quantize_v1(plan: QuantizationPlan, fp32_model: Path, out_model: Path) -> d
 
 
 def _named(model: Any, nodes: list[Any]) -> list[Any]:
-    """``nodes``, each given a name unique in the graph if it has none (the quantizer selects by name)."""
-    taken = {n.name for n in model.graph.node}
+    """``nodes``, each under a name no other node of the graph carries (the quantizer selects by name).
+
+    A sensitive node with no name, or with a name it shares with any other node (sensitive or not),
+    is renamed; otherwise excluding it from the 4-bit pass would exclude its namesakes too.
+    """
+    counts = Counter(n.name for n in model.graph.node)
     for k, node in enumerate(nodes):
-        if not node.name or node.name in {m.name for m in nodes[:k]}:
-            base, i = f"mxbai_sensitive_matmul_{k}", 0
-            while f"{base}_{i}" in taken:
-                i += 1
-            node.name = f"{base}_{i}"
-            taken.add(node.name)
+        if node.name and counts[node.name] == 1:
+            continue
+        counts[node.name] -= 1
+        base, i = f"mxbai_sensitive_matmul_{k}", 0
+        while counts[f"{base}_{i}"]:
+            i += 1
+        node.name = f"{base}_{i}"
+        counts[node.name] += 1
     return nodes
 
 

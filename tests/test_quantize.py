@@ -24,6 +24,7 @@ from onnx_export.quantize import (
     quantize,
     quantize_embeddings,
     quantize_with_plan,
+    sensitive_matmuls,
     split_mlp,
 )
 
@@ -191,16 +192,42 @@ def _nbits_weights(model: onnx.ModelProto) -> list[tuple[int, np.ndarray, np.nda
     return out
 
 
-@pytest.mark.parametrize("exporter", ["default", "torch"])
+def _clash_names(fp32_dir: Path, out_dir: Path) -> Path:
+    """A copy of the graph whose attention value projections are named like other weight MatMuls, or not at all.
+
+    Alternately: the name of a q/k/o/gate/up MatMul that must stay 4-bit (the quantizer selects by
+    name, so excluding the value projection must not exclude its namesake too), and no name. (The
+    down projections are renamed by the MLP split anyway.)
+    """
+    model = onnx.load(str(fp32_dir / "model.onnx"))
+    sensitive = sensitive_matmuls(model)
+    inits = {t.name for t in model.graph.initializer}
+    weights = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in inits
+               and all(n is not m for m in sensitive)]
+    values = [n for n in sensitive if "v_proj" in n.name]
+    assert values and weights
+    for k, node in enumerate(values):
+        node.name = weights[k % len(weights)].name if k % 2 == 0 else ""
+    out_dir.mkdir()
+    onnx.save(model, str(out_dir / "model.onnx"))
+    return out_dir
+
+
+@pytest.mark.parametrize("exporter", ["default", "torch", "clashing-names"])
 def test_mixed_int4_gives_value_and_down_projections_eight_bits(exporter, v2_checkpoint, v2_artifact, tmp_path):
     """sensitive_bits=8: each layer's v_proj and down_proj (every slice of it) are the 8-bit MatMuls, and only they.
 
     Matched on the weights themselves: each 8-bit MatMul reads back as the checkpoint's v_proj or a
     slice of its down_proj within one quantization step, whatever the exporter named the nodes (the
-    torch exporter's graph is checked too).
+    torch exporter's graph is checked too, and a graph whose sensitive MatMuls carry other nodes'
+    names or none).
     """
-    fp32 = v2_artifact if exporter == "default" else export_model(
-        v2_checkpoint, tmp_path / "torch-fp32", exporter="torch", validate=False, progress=False)
+    if exporter == "torch":
+        fp32 = export_model(v2_checkpoint, tmp_path / "torch-fp32", exporter="torch", validate=False, progress=False)
+    elif exporter == "clashing-names":
+        fp32 = _clash_names(v2_artifact, tmp_path / "clash-fp32")
+    else:
+        fp32 = v2_artifact
     plan = replace(plan_for("v2", "int4"), sensitive_bits=8, sensitive_block_size=32)
     record = quantize_with_plan("v2", plan, fp32 / "model.onnx", tmp_path / "model.onnx")
     weights = load_file(str(v2_checkpoint / "model.safetensors"))
