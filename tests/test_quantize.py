@@ -219,8 +219,8 @@ def test_mixed_int4_gives_value_and_down_projections_eight_bits(exporter, v2_che
 
     Matched on the weights themselves: each 8-bit MatMul reads back as the checkpoint's v_proj or a
     slice of its down_proj within one quantization step, whatever the exporter named the nodes (the
-    torch exporter's graph is checked too, and a graph whose sensitive MatMuls carry other nodes'
-    names or none).
+    torch exporter's graph is checked too, and a graph whose value projections carry other weight
+    MatMuls' names or none).
     """
     if exporter == "torch":
         fp32 = export_model(v2_checkpoint, tmp_path / "torch-fp32", exporter="torch", validate=False, progress=False)
